@@ -1,0 +1,39 @@
+#include "checks.h"
+
+namespace fused_optim {
+
+void check_lists(const char* op, at::TensorList params, const std::vector<NamedList>& lists) {
+  for (const auto& list : lists) {
+    if (!list.required && list.tensors.empty()) continue;
+    TORCH_CHECK(list.tensors.size() == params.size(), op, ": ", list.name, " has ",
+                list.tensors.size(), " tensors but params has ", params.size());
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    const at::Tensor& p = params[i];
+    TORCH_CHECK(!p.is_sparse(), op, ": params[", i, "] is sparse; sparse params are not supported");
+    TORCH_CHECK(at::isFloatingType(p.scalar_type()), op, ": params[", i,
+                "] has dtype ", p.scalar_type(),
+                "; supported are float64, float32, bfloat16 and float16");
+    for (const auto& list : lists) {
+      if (list.tensors.empty()) continue;
+      const at::Tensor& t = list.tensors[i];
+      TORCH_CHECK(!t.is_sparse(), op, ": ", list.name, "[", i,
+                  "] is sparse; sparse gradients are not supported");
+      TORCH_CHECK(t.scalar_type() == p.scalar_type(), op, ": ", list.name, "[", i,
+                  "] has dtype ", t.scalar_type(), " but params[", i, "] has ",
+                  p.scalar_type());
+      TORCH_CHECK(t.device() == p.device(), op, ": ", list.name, "[", i, "] is on ",
+                  t.device(), " but params[", i, "] is on ", p.device());
+      TORCH_CHECK(t.sizes() == p.sizes(), op, ": ", list.name, "[", i, "] has shape ",
+                  t.sizes(), " but params[", i, "] has shape ", p.sizes());
+    }
+  }
+}
+
+void check_scalar_tensor(const char* op, const char* name, const std::optional<at::Tensor>& t) {
+  if (!t.has_value()) return;
+  TORCH_CHECK(t->numel() == 1, op, ": ", name, " must hold one element, got shape ",
+              t->sizes());
+}
+
+}  // namespace fused_optim

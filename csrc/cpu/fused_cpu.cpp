@@ -1,0 +1,257 @@
+// CPU kernels of the fused optimizers: per-optimizer element loops over the
+// generic multi-tensor apply, registered under the CPU dispatch key. The math
+// is in rules.h; here are only loads, stores and per-tensor scalars.
+#include <ATen/OpMathType.h>
+#include <torch/library.h>
+
+#include <type_traits>
+
+#include "../checks.h"
+#include "../rules.h"
+#include "multi_tensor_cpu.h"
+
+namespace fused_optim::cpu {
+namespace {
+
+using at::Tensor;
+using at::TensorList;
+using std::optional;
+
+// Turns a runtime flag into a compile-time one, so each loop is specialized and
+// vectorized without per-element branches.
+template <typename F>
+void with_flag(bool flag, const F& f) {
+  if (flag)
+    f(std::true_type{});
+  else
+    f(std::false_type{});
+}
+
+std::vector<Tensor> vec(TensorList l) { return l.vec(); }
+
+// The scalars every rule shares: lr (a float or a tensor), AMP's loss scale.
+struct Scalars {
+  double lr;
+  double inv_grad_scale;
+  bool skip;  // found_inf is set: the step is skipped
+};
+
+Scalars read_scalars(const char* op, double lr, const optional<Tensor>& lr_tensor,
+                     const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf) {
+  check_scalar_tensor(op, "lr_tensor", lr_tensor);
+  check_scalar_tensor(op, "grad_scale", grad_scale);
+  check_scalar_tensor(op, "found_inf", found_inf);
+  Scalars s{lr, 1.0, false};
+  if (lr_tensor.has_value()) s.lr = lr_tensor->item<double>();
+  if (grad_scale.has_value()) s.inv_grad_scale = 1.0 / grad_scale->item<double>();
+  if (found_inf.has_value()) s.skip = found_inf->item<double>() != 0.0;
+  return s;
+}
+
+template <typename T>
+GradPrep<T> grad_prep(const Scalars& s, double weight_decay, bool maximize) {
+  return {T(s.inv_grad_scale), T(weight_decay), maximize};
+}
+
+template <typename scalar_t>
+using opmath = at::opmath_type<scalar_t>;
+
+// ---------------------------------------------------------------- Momentum
+void momentum_cpu(TensorList params, TensorList grads, TensorList momentum_buffers, double lr,
+                  double momentum, double dampening, bool nesterov, double weight_decay,
+                  bool maximize, bool first_step, const optional<Tensor>& lr_tensor,
+                  const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf) {
+  const char* op = "optimizers::momentum_";
+  check_lists(op, params, {{"grads", grads, true}, {"momentum_buffers", momentum_buffers, false}});
+  TORCH_CHECK(momentum == 0.0 || momentum_buffers.size() == params.size(), op,
+              ": momentum ", momentum, " needs one momentum buffer per param");
+  const Scalars s = read_scalars(op, lr, lr_tensor, grad_scale, found_inf);
+  if (s.skip) return;
+  TensorLists<3> args{{vec(params), vec(grads), vec(momentum_buffers)}, {true, false, true}};
+  with_flag(momentum != 0.0, [&](auto has_momentum) {
+    with_flag(first_step, [&](auto first) {
+      multi_tensor_apply(args, [&](int64_t, auto ptrs, int64_t n) {
+        using scalar_t = std::remove_pointer_t<typename decltype(ptrs)::value_type>;
+        using T = opmath<scalar_t>;
+        MomentumCoeffs<T> c{grad_prep<T>(s, weight_decay, maximize), T(s.lr),
+                            has_momentum ? T(momentum) : T(0), T(1.0 - dampening), nesterov,
+                            first};
+        scalar_t* __restrict p = ptrs[0];
+        const scalar_t* __restrict g = ptrs[1];
+        scalar_t* __restrict buf = ptrs[2];
+        for (int64_t j = 0; j < n; ++j) {
+          T pj = p[j];
+          T bj = (has_momentum && !first) ? T(buf[j]) : T(0);
+          momentum_update(pj, T(g[j]), bj, c);
+          p[j] = pj;
+          if constexpr (has_momentum) buf[j] = bj;
+        }
+      });
+    });
+  });
+}
+
+// ---------------------------------------------------------------- RMSProp
+void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs,
+                 TensorList grad_avgs, TensorList momentum_buffers, double lr, double alpha,
+                 double eps, double weight_decay, double momentum, bool centered, bool maximize,
+                 const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
+                 const optional<Tensor>& found_inf) {
+  const char* op = "optimizers::rmsprop_";
+  check_lists(op, params,
+              {{"grads", grads, true},
+               {"square_avgs", square_avgs, true},
+               {"grad_avgs", grad_avgs, centered},
+               {"momentum_buffers", momentum_buffers, momentum > 0.0}});
+  const Scalars s = read_scalars(op, lr, lr_tensor, grad_scale, found_inf);
+  if (s.skip) return;
+  TensorLists<5> args{
+      {vec(params), vec(grads), vec(square_avgs), vec(grad_avgs), vec(momentum_buffers)},
+      {true, false, true, true, true}};
+  with_flag(centered, [&](auto is_centered) {
+    with_flag(momentum > 0.0, [&](auto has_momentum) {
+      multi_tensor_apply(args, [&](int64_t, auto ptrs, int64_t n) {
+        using scalar_t = std::remove_pointer_t<typename decltype(ptrs)::value_type>;
+        using T = opmath<scalar_t>;
+        RMSPropCoeffs<T> c{grad_prep<T>(s, weight_decay, maximize), T(s.lr), T(alpha), T(eps),
+                           has_momentum ? T(momentum) : T(0), is_centered};
+        scalar_t* __restrict p = ptrs[0];
+        const scalar_t* __restrict g = ptrs[1];
+        scalar_t* __restrict sq = ptrs[2];
+        scalar_t* __restrict ga = ptrs[3];
+        scalar_t* __restrict buf = ptrs[4];
+        for (int64_t j = 0; j < n; ++j) {
+          T pj = p[j], sqj = sq[j];
+          T gaj = is_centered ? T(ga[j]) : T(0);
+          T bj = has_momentum ? T(buf[j]) : T(0);
+          rmsprop_update(pj, T(g[j]), sqj, gaj, bj, c);
+          p[j] = pj;
+          sq[j] = sqj;
+          if constexpr (is_centered) ga[j] = gaj;
+          if constexpr (has_momentum) buf[j] = bj;
+        }
+      });
+    });
+  });
+}
+
+// ---------------------------------------------------------------- Adam / AdamW
+std::vector<AdamStepScalars> step_scalars(TensorList state_steps, double lr, double beta1,
+                                          double beta2, bool bias_correction) {
+  std::vector<AdamStepScalars> out;
+  out.reserve(state_steps.size());
+  for (const Tensor& step : state_steps)
+    out.push_back(adam_step_scalars(lr, beta1, beta2, step.item<double>(), bias_correction));
+  return out;
+}
+
+void check_steps(const char* op, TensorList params, TensorList state_steps) {
+  TORCH_CHECK(state_steps.size() == params.size(), op, ": state_steps has ",
+              state_steps.size(), " tensors but params has ", params.size());
+  for (size_t i = 0; i < state_steps.size(); ++i)
+    TORCH_CHECK(state_steps[i].numel() == 1, op, ": state_steps[", i,
+                "] must hold one element, got shape ", state_steps[i].sizes());
+}
+
+template <typename T>
+AdamCoeffs<T> adam_coeffs(const GradPrep<T>& prep, double beta1, double beta2, double eps,
+                          const AdamStepScalars& step, double decay, bool amsgrad) {
+  return {prep, T(beta1), T(beta2), T(eps), T(step.step_size), T(step.inv_bc2_sqrt), T(decay),
+          amsgrad};
+}
+
+void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorList exp_avg_sqs,
+              TensorList max_exp_avg_sqs, TensorList state_steps, double lr, double beta1,
+              double beta2, double eps, double weight_decay, bool decoupled_weight_decay,
+              bool amsgrad, bool bias_correction, bool maximize,
+              const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
+              const optional<Tensor>& found_inf) {
+  const char* op = "optimizers::adam_";
+  check_lists(op, params,
+              {{"grads", grads, true},
+               {"exp_avgs", exp_avgs, true},
+               {"exp_avg_sqs", exp_avg_sqs, true},
+               {"max_exp_avg_sqs", max_exp_avg_sqs, amsgrad}});
+  check_steps(op, params, state_steps);
+  const Scalars s = read_scalars(op, lr, lr_tensor, grad_scale, found_inf);
+  if (s.skip) return;
+  const auto steps = step_scalars(state_steps, s.lr, beta1, beta2, bias_correction);
+  const double l2 = decoupled_weight_decay ? 0.0 : weight_decay;
+  const double decay = decoupled_weight_decay ? 1.0 - s.lr * weight_decay : 1.0;
+  TensorLists<5> args{
+      {vec(params), vec(grads), vec(exp_avgs), vec(exp_avg_sqs), vec(max_exp_avg_sqs)},
+      {true, false, true, true, true}};
+  with_flag(amsgrad, [&](auto use_max) {
+    multi_tensor_apply(args, [&](int64_t i, auto ptrs, int64_t n) {
+      using scalar_t = std::remove_pointer_t<typename decltype(ptrs)::value_type>;
+      using T = opmath<scalar_t>;
+      const AdamCoeffs<T> c =
+          adam_coeffs(grad_prep<T>(s, l2, maximize), beta1, beta2, eps, steps[i], decay, use_max);
+      scalar_t* __restrict p = ptrs[0];
+      const scalar_t* __restrict g = ptrs[1];
+      scalar_t* __restrict m = ptrs[2];
+      scalar_t* __restrict v = ptrs[3];
+      scalar_t* __restrict vmax = ptrs[4];
+      for (int64_t j = 0; j < n; ++j) {
+        T pj = p[j], mj = m[j], vj = v[j];
+        T vmaxj = use_max ? T(vmax[j]) : T(0);
+        adam_update(pj, T(g[j]), mj, vj, vmaxj, c);
+        p[j] = pj;
+        m[j] = mj;
+        v[j] = vj;
+        if constexpr (use_max) vmax[j] = vmaxj;
+      }
+    });
+  });
+}
+
+// ---------------------------------------------------------------- diffGrad
+void diffgrad_cpu(TensorList params, TensorList grads, TensorList exp_avgs,
+                  TensorList exp_avg_sqs, TensorList previous_grads, TensorList state_steps,
+                  double lr, double beta1, double beta2, double eps, double weight_decay,
+                  bool maximize, const optional<Tensor>& lr_tensor,
+                  const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf) {
+  const char* op = "optimizers::diffgrad_";
+  check_lists(op, params,
+              {{"grads", grads, true},
+               {"exp_avgs", exp_avgs, true},
+               {"exp_avg_sqs", exp_avg_sqs, true},
+               {"previous_grads", previous_grads, true}});
+  check_steps(op, params, state_steps);
+  const Scalars s = read_scalars(op, lr, lr_tensor, grad_scale, found_inf);
+  if (s.skip) return;
+  const auto steps = step_scalars(state_steps, s.lr, beta1, beta2, /*bias_correction=*/true);
+  TensorLists<5> args{
+      {vec(params), vec(grads), vec(exp_avgs), vec(exp_avg_sqs), vec(previous_grads)},
+      {true, false, true, true, true}};
+  multi_tensor_apply(args, [&](int64_t i, auto ptrs, int64_t n) {
+    using scalar_t = std::remove_pointer_t<typename decltype(ptrs)::value_type>;
+    using T = opmath<scalar_t>;
+    const AdamCoeffs<T> c = adam_coeffs(grad_prep<T>(s, weight_decay, maximize), beta1, beta2,
+                                        eps, steps[i], 1.0, false);
+    scalar_t* __restrict p = ptrs[0];
+    const scalar_t* __restrict g = ptrs[1];
+    scalar_t* __restrict m = ptrs[2];
+    scalar_t* __restrict v = ptrs[3];
+    scalar_t* __restrict prev = ptrs[4];
+    for (int64_t j = 0; j < n; ++j) {
+      T pj = p[j], mj = m[j], vj = v[j], prevj = prev[j];
+      diffgrad_update(pj, T(g[j]), mj, vj, prevj, c);
+      p[j] = pj;
+      m[j] = mj;
+      v[j] = vj;
+      prev[j] = prevj;
+    }
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(optimizers, CPU, m) {
+  m.impl("momentum_", &momentum_cpu);
+  m.impl("rmsprop_", &rmsprop_cpu);
+  m.impl("adam_", &adam_cpu);
+  m.impl("diffgrad_", &diffgrad_cpu);
+}
+
+}  // namespace fused_optim::cpu

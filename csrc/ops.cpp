@@ -1,0 +1,38 @@
+// The operator schemas, declared once. Each backend registers its kernels for
+// these names under its own dispatch key (CPU in cpu/, CUDA in cuda/), so the
+// dispatcher picks the device and Python never branches on it.
+#include <torch/extension.h>
+
+TORCH_LIBRARY(optimizers, m) {
+  m.def(
+      "momentum_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] momentum_buffers, *, "
+      "float lr, float momentum, float dampening, bool nesterov, float weight_decay, "
+      "bool maximize, bool first_step, Tensor? lr_tensor=None, Tensor? grad_scale=None, "
+      "Tensor? found_inf=None) -> ()");
+  m.def(
+      "rmsprop_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] square_avgs, "
+      "Tensor(c!)[] grad_avgs, Tensor(d!)[] momentum_buffers, *, float lr, float alpha, "
+      "float eps, float weight_decay, float momentum, bool centered, bool maximize, "
+      "Tensor? lr_tensor=None, Tensor? grad_scale=None, Tensor? found_inf=None) -> ()");
+  m.def(
+      "adam_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] exp_avgs, "
+      "Tensor(c!)[] exp_avg_sqs, Tensor(d!)[] max_exp_avg_sqs, Tensor[] state_steps, *, "
+      "float lr, float beta1, float beta2, float eps, float weight_decay, "
+      "bool decoupled_weight_decay, bool amsgrad, bool bias_correction, bool maximize, "
+      "Tensor? lr_tensor=None, Tensor? grad_scale=None, Tensor? found_inf=None) -> ()");
+  m.def(
+      "diffgrad_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] exp_avgs, "
+      "Tensor(c!)[] exp_avg_sqs, Tensor(d!)[] previous_grads, Tensor[] state_steps, *, "
+      "float lr, float beta1, float beta2, float eps, float weight_decay, bool maximize, "
+      "Tensor? lr_tensor=None, Tensor? grad_scale=None, Tensor? found_inf=None) -> ()");
+}
+
+// Importing optimizers._C loads this library and so registers the operators.
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "Fused optimizer kernels; the operators live in torch.ops.optimizers";
+#ifdef OPTIMIZERS_WITH_CUDA
+  m.attr("with_cuda") = true;
+#else
+  m.attr("with_cuda") = false;
+#endif
+}

@@ -1,0 +1,187 @@
+// Per-element update rules: the one place where each optimizer's math lives.
+//
+// Every path (the C++ CPU loop and the CUDA kernels) calls these functions, so a
+// rule is written once. The header includes no ATen/torch code: the CUDA kernel
+// files include it and are compiled with plain nvcc.
+//
+// T is the arithmetic ("opmath") type: float for fp32/bf16/fp16 params, double
+// for fp64 params. Values are loaded into T, updated here, and stored by the
+// caller, which rounds once for low-precision params.
+//
+// The rules are those of shared/docs/optimizers.md; torch.optim is matched where
+// it has the same rule.
+#pragma once
+
+#if defined(__CUDACC__)
+#define OPT_HD __host__ __device__ __forceinline__
+#else
+#define OPT_HD inline
+#endif
+
+#include <math.h>
+
+namespace fused_optim {
+
+OPT_HD float opt_sqrt(float x) { return sqrtf(x); }
+OPT_HD double opt_sqrt(double x) { return sqrt(x); }
+OPT_HD float opt_exp(float x) { return expf(x); }
+OPT_HD double opt_exp(double x) { return exp(x); }
+OPT_HD float opt_abs(float x) { return fabsf(x); }
+OPT_HD double opt_abs(double x) { return fabs(x); }
+template <typename T>
+OPT_HD T opt_max(T a, T b) {
+  // NaN in v propagates (as torch.maximum does) instead of being dropped.
+  return (a != a || a > b) ? a : b;
+}
+
+// Steps 1 and 2 of every rule: maximize, then L2 weight decay (not decoupled).
+// inv_grad_scale undoes AMP loss scaling (1 when no GradScaler is used).
+template <typename T>
+struct GradPrep {
+  T inv_grad_scale;
+  T weight_decay;  // L2 coefficient; 0 for decoupled decay (AdamW) or none
+  bool maximize;
+};
+
+template <typename T>
+OPT_HD T prepare_grad(T g, T p, const GradPrep<T>& c) {
+  g = g * c.inv_grad_scale;
+  if (c.maximize) g = -g;
+  if (c.weight_decay != T(0)) g = g + c.weight_decay * p;
+  return g;
+}
+
+// ---------------------------------------------------------------- Momentum
+// torch.optim.SGD semantics. With momentum == 0 it is plain gradient descent
+// and `buf` is not touched.
+template <typename T>
+struct MomentumCoeffs {
+  GradPrep<T> prep;
+  T lr;
+  T momentum;
+  T one_minus_dampening;
+  bool nesterov;
+  bool first_step;  // buf = g, undampened, as torch does
+};
+
+template <typename T>
+OPT_HD void momentum_update(T& p, T g, T& buf, const MomentumCoeffs<T>& c) {
+  g = prepare_grad(g, p, c.prep);
+  T d = g;
+  if (c.momentum != T(0)) {
+    buf = c.first_step ? g : c.momentum * buf + c.one_minus_dampening * g;
+    d = c.nesterov ? g + c.momentum * buf : buf;
+  }
+  p = p - c.lr * d;
+}
+
+// ---------------------------------------------------------------- RMSProp
+// torch.optim.RMSprop semantics. grad_avg is used only when centered, buf only
+// when momentum > 0.
+template <typename T>
+struct RMSPropCoeffs {
+  GradPrep<T> prep;
+  T lr;
+  T alpha;
+  T eps;
+  T momentum;
+  bool centered;
+};
+
+template <typename T>
+OPT_HD void rmsprop_update(T& p, T g, T& square_avg, T& grad_avg, T& buf,
+                           const RMSPropCoeffs<T>& c) {
+  g = prepare_grad(g, p, c.prep);
+  const T one_minus_alpha = T(1) - c.alpha;
+  square_avg = c.alpha * square_avg + one_minus_alpha * g * g;
+  T avg;
+  if (c.centered) {
+    grad_avg = c.alpha * grad_avg + one_minus_alpha * g;
+    avg = opt_sqrt(square_avg - grad_avg * grad_avg) + c.eps;
+  } else {
+    avg = opt_sqrt(square_avg) + c.eps;
+  }
+  if (c.momentum > T(0)) {
+    buf = c.momentum * buf + g / avg;
+    p = p - c.lr * buf;
+  } else {
+    p = p - c.lr * g / avg;
+  }
+}
+
+// ---------------------------------------------------------------- Adam / AdamW
+// One rule for Adam and AdamW, with or without bias correction:
+//   p = p * decay                      (AdamW: 1 - lr*wd; otherwise 1)
+//   p = p - step_size * m / (sqrt(v) * inv_bc2_sqrt + eps)
+// where step_size = lr / bc1 and inv_bc2_sqrt = 1 / sqrt(bc2) with bias
+// correction, and lr and 1 without. The host (or the CUDA kernel, from a device
+// step count) computes these per tensor with adam_step_scalars below.
+template <typename T>
+struct AdamCoeffs {
+  GradPrep<T> prep;
+  T beta1;
+  T beta2;
+  T eps;
+  T step_size;
+  T inv_bc2_sqrt;
+  T decay;  // decoupled weight decay factor
+  bool amsgrad;
+};
+
+template <typename T>
+OPT_HD T adam_denominator(T v, const AdamCoeffs<T>& c) {
+  return opt_sqrt(v) * c.inv_bc2_sqrt + c.eps;
+}
+
+template <typename T>
+OPT_HD void adam_moments(T g, T& m, T& v, const AdamCoeffs<T>& c) {
+  m = c.beta1 * m + (T(1) - c.beta1) * g;
+  v = c.beta2 * v + (T(1) - c.beta2) * g * g;
+}
+
+template <typename T>
+OPT_HD void adam_update(T& p, T g, T& m, T& v, T& v_max, const AdamCoeffs<T>& c) {
+  g = prepare_grad(g, p, c.prep);
+  p = p * c.decay;
+  adam_moments(g, m, v, c);
+  T v_used = v;
+  if (c.amsgrad) {
+    v_max = opt_max(v_max, v);
+    v_used = v_max;
+  }
+  p = p - c.step_size * m / adam_denominator(v_used, c);
+}
+
+// ---------------------------------------------------------------- diffGrad
+// Adam (with bias correction, no amsgrad, no decoupled decay) whose step is
+// scaled per element by the friction xi = sigmoid(|g_prev - g|).
+template <typename T>
+OPT_HD T diffgrad_friction(T g_prev, T g) {
+  return T(1) / (T(1) + opt_exp(-opt_abs(g_prev - g)));
+}
+
+template <typename T>
+OPT_HD void diffgrad_update(T& p, T g, T& m, T& v, T& g_prev, const AdamCoeffs<T>& c) {
+  g = prepare_grad(g, p, c.prep);
+  adam_moments(g, m, v, c);
+  const T xi = diffgrad_friction(g_prev, g);
+  p = p - c.step_size * xi * m / adam_denominator(v, c);
+  g_prev = g;
+}
+
+// ---------------------------------------------------------------- step scalars
+// Bias-correction scalars from the step count, in double like torch.
+struct AdamStepScalars {
+  double step_size;
+  double inv_bc2_sqrt;
+};
+
+OPT_HD AdamStepScalars adam_step_scalars(double lr, double beta1, double beta2, double step,
+                                         bool bias_correction) {
+  if (!bias_correction) return {lr, 1.0};
+  const double bc1 = 1.0 - pow(beta1, step);
+  const double bc2 = 1.0 - pow(beta2, step);
+  return {lr / bc1, 1.0 / sqrt(bc2)};
+}
+
+}  // namespace fused_optim

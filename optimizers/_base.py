@@ -1,0 +1,124 @@
+"""What every optimizer class shares: gathering a group's tensors, input errors,
+lazy state, and the choice between the fused kernel and the reference path."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from optimizers import _extension, _validation, reference
+
+
+class FusedOptimizer(torch.optim.Optimizer):
+    """Base class: subclasses name their operator and define `_init_state` and `_update`.
+
+    `fused`: True requires the compiled kernel, False always runs the reference
+    implementation, None (default) uses the kernel where one exists for the
+    params' device and the reference path elsewhere.
+    """
+
+    op_name: str  # the operator in torch.ops.optimizers and in optimizers.reference
+
+    def __init__(self, params, defaults: dict, fused: bool | None):
+        if fused is not None:
+            _validation.flag("fused", fused)
+        if fused and not _extension.extension_available():
+            raise RuntimeError(_extension.missing_kernel_message(type(self).__name__, torch.device("cpu")))
+        defaults = dict(defaults, fused=fused)
+        super().__init__(params, defaults)
+
+    def __setstate__(self, state: dict) -> None:
+        # A checkpoint of torch.optim (or an older version) may lack our keys.
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+
+    # -- to be defined by subclasses -----------------------------------------
+    def _init_state(self, group: dict, p: Tensor, state: dict) -> None:
+        raise NotImplementedError
+
+    def _update(self, group: dict, params: list[Tensor], grads: list[Tensor], states: list[dict],
+                kernel: Callable) -> None:
+        raise NotImplementedError
+
+    # -- shared machinery ----------------------------------------------------
+    def _kernel(self, group: dict, device: torch.device) -> Callable:
+        fused = group.get("fused")
+        if fused is False:
+            return getattr(reference, self.op_name)
+        if _extension.has_kernel(device):
+            return getattr(torch.ops.optimizers, self.op_name)
+        if fused:
+            raise RuntimeError(_extension.missing_kernel_message(type(self).__name__, device))
+        _extension.warn_fallback_once()
+        return getattr(reference, self.op_name)
+
+    def _params_with_grad(self, group_index: int, group: dict) -> list[Tensor]:
+        name = type(self).__name__
+        params = []
+        for i, p in enumerate(group["params"]):
+            if p.grad is None:
+                continue
+            where = f"param {i} of group {group_index} (shape {tuple(p.shape)})"
+            if p.grad.is_sparse:
+                raise RuntimeError(f"{name} does not support sparse gradients: {where} has a sparse grad")
+            if p.is_complex() or p.grad.is_complex():
+                raise RuntimeError(f"{name} does not support complex params or grads: {where} is {p.dtype}")
+            if not p.is_floating_point():
+                raise RuntimeError(f"{name} supports floating-point params only: {where} is {p.dtype}")
+            params.append(p)
+        return params
+
+    @staticmethod
+    def _lr_args(group: dict) -> dict:
+        """lr as the operators take it: a float, or a tensor in lr_tensor."""
+        lr = group["lr"]
+        if isinstance(lr, Tensor):
+            return {"lr": 0.0, "lr_tensor": lr}
+        return {"lr": float(lr)}
+
+    @staticmethod
+    def _step_tensors(states: list[dict], params: list[Tensor]) -> list[Tensor]:
+        """The float32 step counts, on each param's device (as torch's fused optimizers keep them)."""
+        steps = []
+        for state, p in zip(states, params):
+            step = state["step"]
+            if not isinstance(step, Tensor) or step.dtype != torch.float32 or step.device != p.device:
+                step = torch.as_tensor(step, dtype=torch.float32, device=p.device)
+                state["step"] = step
+            steps.append(step)
+        return steps
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None):
+        """Performs one optimization step; `closure` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group_index, group in enumerate(self.param_groups):
+            by_device: dict[torch.device, list[Tensor]] = defaultdict(list)
+            for p in self._params_with_grad(group_index, group):
+                by_device[p.device].append(p)
+            for device, params in by_device.items():
+                states = []
+                for p in params:
+                    state = self.state[p]
+                    if len(state) == 0:
+                        self._init_state(group, p, state)
+                    states.append(state)
+                grads = [p.grad for p in params]
+                self._update(group, params, grads, states, self._kernel(group, device))
+        return loss
+
+
+def zeros_like(p: Tensor) -> Tensor:
+    return torch.zeros_like(p, memory_format=torch.preserve_format)
+
+
+def step_counter(p: Tensor) -> Tensor:
+    return torch.zeros((), dtype=torch.float32, device=p.device)

@@ -1,0 +1,151 @@
+"""Plain-PyTorch implementations of every rule of docs/optimizers.md.
+
+Each function has the signature of the fused operator of the same name in
+torch.ops.optimizers, so the optimizer classes call either one the same way.
+This path runs wherever no fused kernel exists (fused=False, or a device the
+extension was not built for) and is what the tests compare the kernels with.
+It loops over tensors; low-precision tensors are computed in float32 and
+rounded once when stored, as the kernels do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath(t: Tensor) -> Tensor:
+    return t.float() if t.dtype in _LOW_PRECISION else t
+
+
+def _store(dst: Tensor, value: Tensor) -> None:
+    if value is not dst:
+        dst.copy_(value)
+
+
+def _scalars(lr, lr_tensor, grad_scale, found_inf):
+    """(lr, 1/grad_scale, skip) as the kernels read them."""
+    lr = float(lr_tensor.item()) if lr_tensor is not None else float(lr)
+    inv_scale = 1.0 / float(grad_scale.item()) if grad_scale is not None else 1.0
+    skip = found_inf is not None and float(found_inf.item()) != 0.0
+    return lr, inv_scale, skip
+
+
+def _prepared_grad(g: Tensor, p: Tensor, inv_scale: float, maximize: bool, weight_decay: float) -> Tensor:
+    """Steps 1 and 2 of every rule: unscale, maximize, L2 weight decay."""
+    g = _opmath(g)
+    if inv_scale != 1.0:
+        g = g * inv_scale
+    if maximize:
+        g = -g
+    if weight_decay != 0.0:
+        g = g + weight_decay * _opmath(p)
+    return g
+
+
+def momentum_(params: Sequence[Tensor], grads, momentum_buffers, *, lr, momentum, dampening, nesterov,
+              weight_decay, maximize, first_step, lr_tensor=None, grad_scale=None, found_inf=None):
+    lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
+    if skip:
+        return
+    for i, (p, g) in enumerate(zip(params, grads)):
+        p32 = _opmath(p)
+        d = _prepared_grad(g, p, inv_scale, maximize, weight_decay)
+        if momentum != 0.0:
+            buf = _opmath(momentum_buffers[i])
+            if first_step:
+                buf = buf.copy_(d) if buf is momentum_buffers[i] else d.clone()
+            else:
+                buf = buf.mul_(momentum).add_(d, alpha=1.0 - dampening)
+            _store(momentum_buffers[i], buf)
+            d = d.add(buf, alpha=momentum) if nesterov else buf
+        _store(p, p32.sub_(d, alpha=lr))
+
+
+def rmsprop_(params, grads, square_avgs, grad_avgs, momentum_buffers, *, lr, alpha, eps, weight_decay,
+             momentum, centered, maximize, lr_tensor=None, grad_scale=None, found_inf=None):
+    lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
+    if skip:
+        return
+    for i, (p, g) in enumerate(zip(params, grads)):
+        p32 = _opmath(p)
+        g = _prepared_grad(g, p, inv_scale, maximize, weight_decay)
+        sq = _opmath(square_avgs[i]).mul_(alpha).addcmul_(g, g, value=1.0 - alpha)
+        _store(square_avgs[i], sq)
+        if centered:
+            ga = _opmath(grad_avgs[i]).mul_(alpha).add_(g, alpha=1.0 - alpha)
+            _store(grad_avgs[i], ga)
+            avg = sq.addcmul(ga, ga, value=-1.0).sqrt_().add_(eps)
+        else:
+            avg = sq.sqrt().add_(eps)
+        if momentum > 0.0:
+            buf = _opmath(momentum_buffers[i]).mul_(momentum).addcdiv_(g, avg)
+            _store(momentum_buffers[i], buf)
+            p32.sub_(buf, alpha=lr)
+        else:
+            p32.addcdiv_(g, avg, value=-lr)
+        _store(p, p32)
+
+
+def adam_step_scalars(lr: float, beta1: float, beta2: float, step: float, bias_correction: bool):
+    """(step_size, 1/sqrt(bc2)) from the step count, as rules.h computes them."""
+    if not bias_correction:
+        return lr, 1.0
+    bc1 = 1.0 - beta1**step
+    bc2 = 1.0 - beta2**step
+    return lr / bc1, 1.0 / math.sqrt(bc2)
+
+
+def _adam_moments(g, m, v, beta1, beta2):
+    m.mul_(beta1).add_(g, alpha=1.0 - beta1)
+    v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+
+
+def adam_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, *, lr, beta1, beta2, eps,
+          weight_decay, decoupled_weight_decay, amsgrad, bias_correction, maximize, lr_tensor=None,
+          grad_scale=None, found_inf=None):
+    lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
+    if skip:
+        return
+    l2 = 0.0 if decoupled_weight_decay else weight_decay
+    for i, (p, g) in enumerate(zip(params, grads)):
+        p32 = _opmath(p)
+        g = _prepared_grad(g, p, inv_scale, maximize, l2)
+        if decoupled_weight_decay:
+            p32.mul_(1.0 - lr * weight_decay)
+        m, v = _opmath(exp_avgs[i]), _opmath(exp_avg_sqs[i])
+        _adam_moments(g, m, v, beta1, beta2)
+        _store(exp_avgs[i], m)
+        _store(exp_avg_sqs[i], v)
+        if amsgrad:
+            v_max = torch.maximum(_opmath(max_exp_avg_sqs[i]), v)
+            _store(max_exp_avg_sqs[i], v_max)
+            v = v_max
+        step_size, inv_bc2_sqrt = adam_step_scalars(lr, beta1, beta2, float(state_steps[i].item()),
+                                                    bias_correction)
+        denom = v.sqrt().mul_(inv_bc2_sqrt).add_(eps)
+        _store(p, p32.addcdiv_(m, denom, value=-step_size))
+
+
+def diffgrad_(params, grads, exp_avgs, exp_avg_sqs, previous_grads, state_steps, *, lr, beta1, beta2, eps,
+              weight_decay, maximize, lr_tensor=None, grad_scale=None, found_inf=None):
+    lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
+    if skip:
+        return
+    for i, (p, g) in enumerate(zip(params, grads)):
+        p32 = _opmath(p)
+        g = _prepared_grad(g, p, inv_scale, maximize, weight_decay)
+        m, v = _opmath(exp_avgs[i]), _opmath(exp_avg_sqs[i])
+        _adam_moments(g, m, v, beta1, beta2)
+        _store(exp_avgs[i], m)
+        _store(exp_avg_sqs[i], v)
+        xi = torch.sigmoid((_opmath(previous_grads[i]) - g).abs_())
+        step_size, inv_bc2_sqrt = adam_step_scalars(lr, beta1, beta2, float(state_steps[i].item()), True)
+        denom = v.sqrt().mul_(inv_bc2_sqrt).add_(eps)
+        _store(p, p32.addcdiv_(xi.mul_(m), denom, value=-step_size))
+        previous_grads[i].copy_(g)
