@@ -22,6 +22,10 @@ class FusedOptimizer(torch.optim.Optimizer):
 
     op_name: str  # the operator in torch.ops.optimizers and in optimizers.reference
 
+    # torch.amp.GradScaler then sets `grad_scale` and `found_inf` on the optimizer before step():
+    # the kernels unscale the grads and skip the step when an inf was found, without a host sync.
+    _step_supports_amp_scaling = True
+
     def __init__(self, params, defaults: dict, fused: bool | None):
         if fused is not None:
             _validation.flag("fused", fused)
@@ -73,17 +77,22 @@ class FusedOptimizer(torch.optim.Optimizer):
             params.append(p)
         return params
 
-    @staticmethod
-    def _lr_args(group: dict) -> dict:
-        """lr as the operators take it: a float, or a tensor in lr_tensor."""
+    def _scalar_args(self, group: dict) -> dict:
+        """The arguments every operator shares: lr (a float, or a tensor in lr_tensor) and,
+        under torch.amp.GradScaler, the loss scale and the found-inf flag."""
         lr = group["lr"]
-        if isinstance(lr, Tensor):
-            return {"lr": 0.0, "lr_tensor": lr}
-        return {"lr": float(lr)}
+        args = {"lr": 0.0, "lr_tensor": lr} if isinstance(lr, Tensor) else {"lr": float(lr)}
+        grad_scale = getattr(self, "grad_scale", None)
+        found_inf = getattr(self, "found_inf", None)
+        if grad_scale is not None:
+            args["grad_scale"] = grad_scale
+        if found_inf is not None:
+            args["found_inf"] = found_inf
+        return args
 
-    @staticmethod
-    def _step_tensors(states: list[dict], params: list[Tensor]) -> list[Tensor]:
-        """The float32 step counts, on each param's device (as torch's fused optimizers keep them)."""
+    def _advance_steps(self, states: list[dict], params: list[Tensor]) -> list[Tensor]:
+        """Adds one to each float32 step count (kept on its param's device, as torch's fused
+        optimizers keep them) and returns them; a step skipped by GradScaler does not count."""
         steps = []
         for state, p in zip(states, params):
             step = state["step"]
@@ -91,6 +100,11 @@ class FusedOptimizer(torch.optim.Optimizer):
                 step = torch.as_tensor(step, dtype=torch.float32, device=p.device)
                 state["step"] = step
             steps.append(step)
+        found_inf = getattr(self, "found_inf", None)
+        if found_inf is None:
+            torch._foreach_add_(steps, 1.0)
+        else:
+            torch._foreach_add_(steps, [1.0 - found_inf.to(torch.float32).reshape(())] * len(steps))
         return steps
 
     @torch.no_grad()

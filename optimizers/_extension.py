@@ -16,6 +16,11 @@ except ImportError as error:  # not built, or built against another torch
 
 _warned = False
 
+if _C is not None:
+    # The operators only mutate their inputs, so under fake tensors (torch.compile, opcheck) they do nothing.
+    for _name in ("momentum_", "rmsprop_", "adam_", "diffgrad_"):
+        torch.library.register_fake(f"optimizers::{_name}")(lambda *args, **kwargs: None)
+
 
 def extension_available() -> bool:
     """True when the compiled extension optimizers._C is loaded."""

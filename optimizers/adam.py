@@ -64,14 +64,13 @@ class Adam(FusedOptimizer):
             for state, p in zip(states, params):
                 if "max_exp_avg_sq" not in state:
                     state["max_exp_avg_sq"] = zeros_like(p)
-        steps = self._step_tensors(states, params)
-        torch._foreach_add_(steps, 1.0)
+        steps = self._advance_steps(states, params)
         beta1, beta2 = group["betas"]
         kernel(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
                [s["max_exp_avg_sq"] for s in states] if amsgrad else [], steps,
                beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
                decoupled_weight_decay=self.decoupled_weight_decay, amsgrad=amsgrad,
-               bias_correction=group["bias_correction"], maximize=group["maximize"], **self._lr_args(group))
+               bias_correction=group["bias_correction"], maximize=group["maximize"], **self._scalar_args(group))
 
 
 class AdamW(Adam):

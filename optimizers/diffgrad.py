@@ -53,9 +53,8 @@ class DiffGrad(FusedOptimizer):
         state["previous_grad"] = zeros_like(p)
 
     def _update(self, group, params, grads, states, kernel):
-        steps = self._step_tensors(states, params)
-        torch._foreach_add_(steps, 1.0)
+        steps = self._advance_steps(states, params)
         beta1, beta2 = group["betas"]
         kernel(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
                [s["previous_grad"] for s in states], steps, beta1=beta1, beta2=beta2, eps=group["eps"],
-               weight_decay=group["weight_decay"], maximize=group["maximize"], **self._lr_args(group))
+               weight_decay=group["weight_decay"], maximize=group["maximize"], **self._scalar_args(group))

@@ -56,7 +56,7 @@ class Momentum(FusedOptimizer):
     def _update(self, group, params, grads, states, kernel):
         momentum = group["momentum"]
         hyper = dict(momentum=momentum, dampening=group["dampening"], nesterov=group["nesterov"],
-                     weight_decay=group["weight_decay"], maximize=group["maximize"], **self._lr_args(group))
+                     weight_decay=group["weight_decay"], maximize=group["maximize"], **self._scalar_args(group))
         if momentum == 0:
             kernel(params, grads, [], first_step=False, **hyper)
             return
