@@ -1,0 +1,72 @@
+"""What every result file records about how it was made: command, versions, commit, machine, threads."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from functools import cache
+
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+@cache
+def git_commit() -> str:
+    """Short commit hash, with '-dirty' when tracked files have uncommitted changes; 'unknown' outside git."""
+    commit = _git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown"
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return f"{commit}-dirty" if dirty else commit
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device: str | torch.device = "cpu") -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_name()} ({os.cpu_count()} cores)"
+
+
+def run_metadata(device: str | torch.device = "cpu") -> dict[str, str | int]:
+    """Columns added to every CSV row (and the header of every table)."""
+    import optimizers
+
+    return {
+        "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),
+        "package_version": optimizers.__version__,
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda or "",
+        "git_commit": git_commit(),
+        "machine": platform.node(),
+        "device": device_name(device),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def provenance_line(meta: dict) -> str:
+    """One markdown line saying how a table was made."""
+    return (f"Made by `{meta['command']}` at commit `{meta['git_commit']}` with optimizers "
+            f"{meta['package_version']}, torch {meta['torch_version']}, on {meta['device']}, "
+            f"{meta['threads']} threads.")
