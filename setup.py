@@ -23,6 +23,10 @@ def _want_cuda() -> bool:
     return torch.version.cuda is not None and torch.utils.cpp_extension.CUDA_HOME is not None
 
 
+# libmvec: the SIMD exp that the CPU kernels call (see csrc/cpu/fused_cpu.cpp).
+LINK = ["-fopenmp", "-lmvec"]
+
+
 def _extension():
     arch = os.environ.get("OPTIMIZERS_CPU_ARCH", "native")
     # -fno-math-errno and -fno-trapping-math let sqrt, division and selects
@@ -37,9 +41,9 @@ def _extension():
             sources,
             define_macros=[("OPTIMIZERS_WITH_CUDA", None)],
             extra_compile_args={"cxx": cxx + ["-DOPTIMIZERS_WITH_CUDA"], "nvcc": ["-O3"]},
-            extra_link_args=["-fopenmp"],
+            extra_link_args=LINK,
         )
-    return CppExtension("optimizers._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"])
+    return CppExtension("optimizers._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=LINK)
 
 
 setup(

@@ -49,12 +49,22 @@ def device_name(device: str | torch.device = "cpu") -> str:
     return f"{cpu_name()} ({os.cpu_count()} cores)"
 
 
+def command_line() -> str:
+    """The command as typed (python -m ..., or a console script), without the interpreter's path."""
+    argv = list(getattr(sys, "orig_argv", sys.argv))
+    if argv and os.path.basename(argv[0]).startswith("python"):
+        argv[0] = "python"
+    elif argv:
+        argv[0] = os.path.basename(argv[0])
+    return " ".join(argv)
+
+
 def run_metadata(device: str | torch.device = "cpu") -> dict[str, str | int]:
     """Columns added to every CSV row (and the header of every table)."""
     import optimizers
 
     return {
-        "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),
+        "command": command_line(),
         "package_version": optimizers.__version__,
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda or "",

@@ -4,11 +4,18 @@
 #include <ATen/OpMathType.h>
 #include <torch/library.h>
 
+#include <math.h>
+
 #include <type_traits>
 
 #include "../checks.h"
 #include "../rules.h"
 #include "multi_tensor_cpu.h"
+
+// glibc's libmvec has SIMD versions of exp; declaring them lets the compiler
+// vectorize diffGrad's friction sigmoid (glibc declares them only under -ffast-math).
+extern "C" float expf(float) __attribute__((simd("notinbranch")));
+extern "C" double exp(double) __attribute__((simd("notinbranch")));
 
 namespace fused_optim::cpu {
 namespace {

@@ -1,0 +1,36 @@
+"""python -m benchmarks.speed [--rules ...] [--workloads ...] [--device cpu|cuda] [--out results/speed]"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .cases import IMPLEMENTATIONS
+from .report import write_report
+from .run import run_speed
+from .shapes import WORKLOADS
+
+DEFAULT_WORKLOADS = {"cpu": ["1M", "16M", "64M", "resnet18", "resnet50"],
+                     "cuda": ["1M", "16M", "64M", "256M", "resnet50"]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__)
+    parser.add_argument("--rules", nargs="+", default=list(IMPLEMENTATIONS), choices=list(IMPLEMENTATIONS))
+    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--per-round", type=int, default=4)
+    parser.add_argument("--out", default="results/speed")
+    args = parser.parse_args(argv)
+    workloads = args.workloads or DEFAULT_WORKLOADS["cuda" if args.device.startswith("cuda") else "cpu"]
+    df = run_speed(args.rules, workloads, args.device, rounds=args.rounds, per_round=args.per_round)
+    os.makedirs(args.out, exist_ok=True)
+    csv = os.path.join(args.out, f"speed_{df.device_type.iloc[0]}.csv")
+    df.to_csv(csv, index=False)
+    for path in [csv, *write_report(csv, args.out)]:
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Speed tables and plots from the speed CSV alone (nothing is re-run)."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from benchmarks.metadata import provenance_line
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """One row per (device, workload, rule): our time, % of floor, and each peer's time and our speedup."""
+    lines = []
+    for device, per_device in df.groupby("device", sort=False):
+        meta = per_device.iloc[0].to_dict()
+        lines += [f"### {device}", "", provenance_line(meta), "",
+                  f"Bandwidth floor: bytes each rule must move ÷ in-place triad bandwidth measured in the "
+                  f"same run. Times are the median [20th–80th percentile] of {int(meta['samples'])} steps.", "",
+                  "| workload | rule | ours ms | % of floor | peer | peer ms | speedup |",
+                  "|---|---|---|---|---|---|---|"]
+        for (workload, rule), group in per_device.groupby(["workload", "rule"], sort=False):
+            ours = group[group.implementation == "ours"].iloc[0]
+            ours_cell = f"{ours.ms_median:.2f} [{ours.ms_p20:.2f}–{ours.ms_p80:.2f}]"
+            for _, peer in group[group.implementation != "ours"].iterrows():
+                lines.append(f"| {workload} | {rule} | {ours_cell} | {ours.pct_of_floor:.0f}% | "
+                             f"{peer.implementation} | {peer.ms_median:.2f} | "
+                             f"{peer.ms_median / ours.ms_median:.2f}× |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def bar_plot(df: pd.DataFrame, path: str) -> None:
+    """Time per step (log scale) of every implementation, one panel per workload, and % of floor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    workloads = list(dict.fromkeys(df.workload))
+    fig, axes = plt.subplots(2, len(workloads), figsize=(4.2 * len(workloads), 7.5), squeeze=False)
+    for col, workload in enumerate(workloads):
+        part = df[df.workload == workload]
+        ax = axes[0][col]
+        sns.barplot(data=part, x="rule", y="ms_median", hue="implementation", ax=ax, log_scale=True)
+        ax.set_title(f"{workload} ({part.numel.iloc[0] / 1e6:.1f}M params)")
+        ax.set_ylabel("ms per step (median)")
+        ax.legend(fontsize=7)
+        ax = axes[1][col]
+        ours = part[part.implementation == "ours"]
+        sns.barplot(data=ours, x="rule", y="pct_of_floor", ax=ax, color="tab:blue")
+        ax.axhline(100, color="black", lw=0.8)
+        ax.axhline(85, color="tab:red", lw=0.8, ls="--")
+        ax.set_ylabel("ours: % of byte-count floor")
+    meta = df.iloc[0]
+    fig.suptitle(f"Optimizer step time on {meta.device}, torch {meta.torch_version}, commit {meta.git_commit}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(csv_path: str, out_dir: str) -> list[str]:
+    """speed.md and speed.png beside the CSV; returns the paths written."""
+    df = pd.read_csv(csv_path)
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(csv_path))[0]
+    md, png = os.path.join(out_dir, f"{stem}.md"), os.path.join(out_dir, f"{stem}.png")
+    with open(md, "w") as f:
+        f.write(f"# Optimizer step time\n\n{markdown_table(df)}\n")
+    bar_plot(df, png)
+    return [md, png]

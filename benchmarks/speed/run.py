@@ -1,0 +1,83 @@
+"""Runs the speed benchmark: every implementation of each rule on each workload, side by side with the
+memory-bandwidth kernel that sets the byte-count floor, in interleaved rounds. One row per
+(rule, implementation, workload, device) in a tidy DataFrame."""
+
+from __future__ import annotations
+
+import gc
+
+import pandas as pd
+import torch
+
+from benchmarks.metadata import run_metadata
+
+from . import bandwidth, timing
+from .cases import IMPLEMENTATIONS, build_case
+from .shapes import WORKLOADS, numel
+
+PEERS_OF_NOTE = {"momentum": "torch-fused", "adam": "torch-fused", "adamw": "torch-fused",
+                 "rmsprop": "torch-foreach", "diffgrad": "pytorch_optimizer"}
+"""The peer each rule's target is stated against (issue: >= 1x torch fused, >= 4x foreach RMSprop,
+>= 5x pytorch_optimizer's DiffGrad)."""
+
+
+def measure_workload(rule: str, workload: str, device: torch.device, implementations: list[str],
+                     rounds: int, per_round: int) -> list[dict]:
+    """Times the implementations of one rule on one workload, and the bandwidth kernel, interleaved."""
+    cases = [build_case(rule, impl, workload, device) for impl in implementations]
+    n = numel(WORKLOADS[workload]())
+    kernels = [bandwidth.inplace_triad(n, device)]
+    if device.type == "cuda":
+        kernels.append(bandwidth.device_copy(n, device))
+    fns = [c.step for c in cases] + [k for k, _ in kernels]
+    samples = timing.interleaved_samples(fns, device, rounds, per_round)
+    # The floor uses the fastest of the bandwidth kernels (the most demanding floor).
+    gbps = max(nbytes / (timing.summarize(s)["ms_median"] * 1e6)
+               for (_, nbytes), s in zip(kernels, samples[len(cases):]))
+    rows = []
+    for case, s in zip(cases, samples):
+        row = {"rule": rule, "implementation": case.implementation, "workload": workload,
+               "numel": case.numel, "dtype": str(case.dtype).removeprefix("torch."),
+               **timing.summarize(s), "bytes_per_step": case.bytes_per_step, "bandwidth_GBps": gbps}
+        row["floor_ms"] = case.bytes_per_step / (gbps * 1e6)
+        row["pct_of_floor"] = 100.0 * row["floor_ms"] / row["ms_median"]
+        rows.append(row)
+    del cases, kernels
+    gc.collect()
+    return rows
+
+
+def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
+    """speedup_vs_best_peer and speedup_vs_target_peer: peer median time / our median time."""
+    df = df.copy()
+    df["speedup_vs_best_peer"] = float("nan")
+    df["speedup_vs_target_peer"] = float("nan")
+    for (rule, workload, device), group in df.groupby(["rule", "workload", "device_type"]):
+        ours = group[group.implementation == "ours"]
+        peers = group[group.implementation != "ours"]
+        if ours.empty or peers.empty:
+            continue
+        mine = ours.ms_median.iloc[0]
+        index = ours.index[0]
+        df.loc[index, "speedup_vs_best_peer"] = peers.ms_median.min() / mine
+        target = peers[peers.implementation == PEERS_OF_NOTE[rule]]
+        if not target.empty:
+            df.loc[index, "speedup_vs_target_peer"] = target.ms_median.iloc[0] / mine
+    return df
+
+
+def run_speed(rules: list[str], workloads: list[str], device: str = "cpu",
+              implementations: list[str] | None = None, rounds: int = 5, per_round: int = 4,
+              progress: bool = True) -> pd.DataFrame:
+    """The speed table: see the module docstring. `implementations` None means all of each rule's."""
+    from tqdm import tqdm
+
+    device = torch.device(device)
+    meta = run_metadata(device)
+    jobs = [(r, w) for r in rules for w in workloads]
+    rows = []
+    for rule, workload in tqdm(jobs, desc="speed", disable=not progress):
+        impls = [i for i in IMPLEMENTATIONS[rule] if implementations is None or i in implementations]
+        for row in measure_workload(rule, workload, device, impls, rounds, per_round):
+            rows.append({**row, "device_type": device.type, **meta})
+    return add_ratios(pd.DataFrame(rows))

@@ -1,0 +1,63 @@
+"""Parameter lists of the speed benchmark: one flat tensor, or the shapes of a ResNet (no torchvision needed)."""
+
+from __future__ import annotations
+
+
+def _conv_bn(out_ch: int, in_ch: int, k: int) -> list[tuple[int, ...]]:
+    """A bias-free convolution and its BatchNorm (weight and bias)."""
+    return [(out_ch, in_ch, k, k), (out_ch,), (out_ch,)]
+
+
+def _stem_and_head(blocks: list[tuple[int, ...]], features: int) -> list[tuple[int, ...]]:
+    return _conv_bn(64, 3, 7) + blocks + [(1000, features), (1000,)]
+
+
+def resnet18() -> list[tuple[int, ...]]:
+    """The 62 parameter tensors of torchvision's resnet18 (11.7M elements)."""
+    blocks, in_ch = [], 64
+    for width in (64, 128, 256, 512):
+        for block in range(2):
+            shapes = _conv_bn(width, in_ch, 3) + _conv_bn(width, width, 3)
+            if block == 0 and in_ch != width:
+                shapes += _conv_bn(width, in_ch, 1)  # downsample
+            blocks += shapes
+            in_ch = width
+    return _stem_and_head(blocks, 512)
+
+
+def resnet50() -> list[tuple[int, ...]]:
+    """The 161 parameter tensors of torchvision's resnet50 (25.6M elements)."""
+    blocks, in_ch = [], 64
+    for width, count in ((64, 3), (128, 4), (256, 6), (512, 3)):
+        for block in range(count):
+            shapes = _conv_bn(width, in_ch, 1) + _conv_bn(width, width, 3) + _conv_bn(4 * width, width, 1)
+            if block == 0:
+                shapes += _conv_bn(4 * width, in_ch, 1)  # downsample
+            blocks += shapes
+            in_ch = 4 * width
+    return _stem_and_head(blocks, 2048)
+
+
+def single(n: int) -> list[tuple[int, ...]]:
+    return [(n,)]
+
+
+def numel(shapes: list[tuple[int, ...]]) -> int:
+    total = 0
+    for shape in shapes:
+        count = 1
+        for d in shape:
+            count *= d
+        total += count
+    return total
+
+
+# Name -> shape list, as the CLI and the CSV name them.
+WORKLOADS = {
+    "1M": lambda: single(1 << 20),
+    "16M": lambda: single(1 << 24),
+    "64M": lambda: single(1 << 26),
+    "256M": lambda: single(1 << 28),
+    "resnet18": resnet18,
+    "resnet50": resnet50,
+}
