@@ -1,0 +1,21 @@
+# The README's two set-up commands are `make bench` and `make test`; each installs what it needs.
+# torch is pinned to the local CPU build: any other spec makes pip download a multi-GB CUDA build.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: install test bench lint
+
+install:
+	$(PIP) install $(TORCH_SPEC)
+	$(PIP) install ninja pybind11 "setuptools>=64" wheel
+	$(PIP) install --no-build-isolation -e ".[test,bench]"
+
+test: install
+	$(PYTHON) -m pytest tests -q
+
+bench: install
+	$(PYTHON) -m benchmarks.speed --out results/speed
+
+lint:
+	ruff check optimizers benchmarks tests
