@@ -1,0 +1,278 @@
+"""Plots from the sweep's CSVs alone: nothing is re-run. (The contour plots evaluate each problem's
+objective on a grid, by name from benchmarks.problems, to draw the landscape under the recorded paths.)"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import problems as problem_registry
+
+from .metrics import lr_scores
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="paper")
+    return plt, sns
+
+
+def _palette(optimizers: list[str]) -> dict[str, tuple]:
+    import seaborn as sns
+
+    return dict(zip(optimizers, sns.color_palette("tab10", max(len(optimizers), 3)), strict=False))
+
+
+def _subplots(plt, n: int, ncols: int = 4, size: tuple[float, float] = (4.0, 3.2)):
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def _legend_below(fig, handles, labels, ncol: int = 4) -> None:
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, fontsize=9)
+
+
+def _caption(runs: pd.DataFrame) -> str:
+    m = runs.iloc[0]
+    return f"torch {m.torch_version}, optimizers {m.package_version}, commit {m.git_commit}"
+
+
+# -- trajectories -----------------------------------------------------------------------------------
+def _window(problem, points: np.ndarray) -> tuple[float, float, float, float]:
+    """Plot limits: the recorded points that lie in the problem's box, the start, the minimizers (and the
+    escape circle of a saddle), with a margin; never beyond the box."""
+    lo, hi = problem.box[0].numpy(), problem.box[1].numpy()
+    inside = points[np.all((points >= lo) & (points <= hi) & np.isfinite(points), axis=1)]
+    extra = [problem.default_start.numpy()[None]]
+    if problem.minimizers is not None:
+        extra.append(problem.minimizers.numpy())
+    if problem.saddle is not None:
+        s, r = problem.saddle.numpy(), 1.3 * problem.escape_radius
+        extra.append(np.array([s - r, s + r]))
+    allp = np.concatenate([inside, *extra])
+    a, b = allp.min(0), allp.max(0)
+    pad = 0.08 * (b - a).max()
+    a, b = np.maximum(a - pad, lo), np.minimum(b + pad, hi)
+    return float(a[0]), float(b[0]), float(a[1]), float(b[1])
+
+
+def trajectory_plot(
+    problem, runs: pd.DataFrame, trajectories: pd.DataFrame, path: str, palette: dict[str, tuple]
+) -> None:
+    """The recorded paths (final stage, default start, tuned lr) over the contours of the objective."""
+    plt, _ = _pyplot()
+    paths = trajectories.merge(runs[["run_id", "optimizer", "lr", "status", "stop_step"]], on="run_id")
+    x0, x1, y0, y1 = _window(problem, paths[["x", "y"]].to_numpy())
+    gx, gy = np.meshgrid(np.linspace(x0, x1, 400), np.linspace(y0, y1, 400))
+    import torch
+
+    F = problem.value(torch.as_tensor(np.stack([gx, gy], -1))).numpy()
+    fig, ax = plt.subplots(figsize=(8.0, 8.0))
+    if problem.f_min is not None:
+        G = np.log10(np.maximum(F - problem.f_min, 1e-12))
+        top = np.quantile(G, 0.98)
+        levels = np.arange(np.floor(max(G.min(), top - 7)), np.ceil(top) + 0.01, 0.5)
+        cs = ax.contourf(gx, gy, G, levels=levels, cmap="Greys_r", alpha=0.55, extend="both")
+        ax.contour(gx, gy, G, levels=levels, colors="grey", linewidths=0.3)
+        fig.colorbar(cs, ax=ax, label="log10(f − f*)", shrink=0.7)
+    else:
+        from matplotlib.ticker import MaxNLocator
+
+        lim = np.quantile(np.abs(F), 0.98)
+        levels = MaxNLocator(24, symmetric=True).tick_values(-lim, lim)
+        cs = ax.contourf(gx, gy, F, levels=levels, cmap="RdBu_r", alpha=0.45, extend="both")
+        ax.contour(gx, gy, F, levels=[0.0], colors="grey", linewidths=0.8)
+        fig.colorbar(cs, ax=ax, label="f", shrink=0.7)
+    for opt, part in paths.groupby("optimizer", sort=False):
+        part = part.sort_values("step")
+        r = part.iloc[0]
+        label = f"{opt} (lr {r.lr:.2g}): {r.status} at step {int(r.stop_step)}"
+        ax.plot(part.x, part.y, "-", lw=1.3, color=palette[opt], label=label, alpha=0.9)
+        ax.plot(part.x.iloc[-1], part.y.iloc[-1], "o", ms=4, color=palette[opt])
+    start = problem.default_start.numpy()
+    ax.plot(*start, "ks", ms=6, label="start")
+    if problem.minimizers is not None:
+        m = problem.minimizers.numpy()
+        ax.plot(m[:, 0], m[:, 1], "*", color="gold", mec="black", ms=14, label="minimizer")
+    if problem.saddle is not None:
+        s = problem.saddle.numpy()
+        ax.plot(*s, "kx", ms=8, label="saddle")
+        ax.add_patch(plt.Circle(tuple(s), problem.escape_radius, fill=False, ls="--", color="black", lw=0.8))
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title(f"{problem.name}: paths from the default start at each optimizer's tuned lr")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
+    fig.text(0.01, 0.01, _caption(runs), fontsize=7, color="grey")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -- loss curves --------------------------------------------------------------------------------------
+def curve_quantiles(runs: pd.DataFrame, curves: pd.DataFrame, stage: str) -> pd.DataFrame:
+    """Per (problem, optimizer, step): median and IQR over the random-start runs of a stage of
+    f - f* (or f - f(saddle) where f* is unknown). A diverged run counts as +inf from where it stopped."""
+    part = runs[(runs.stage == stage) & (runs.start == "random")]
+    part = part[["run_id", "optimizer", "problem", "diverged", "stop_step", "f_min", "f_saddle"]]
+    c = curves.merge(part, on="run_id")
+    ref = c.f_min.where(c.f_min.notna(), c.f_saddle).fillna(0.0)
+    value = (c.loss - ref).where(~(c.diverged & (c.step >= c.stop_step)), np.inf)
+    c = c.assign(value=value.where(value.notna(), np.inf))
+    grouped = c.groupby(["problem", "optimizer", "step"], sort=False).value
+    q = pd.DataFrame(
+        {
+            "median": grouped.quantile(0.5, interpolation="nearest"),
+            "q25": grouped.quantile(0.25, interpolation="nearest"),
+            "q75": grouped.quantile(0.75, interpolation="nearest"),
+        }
+    ).reset_index()
+    return q
+
+
+def loss_curve_plot(
+    runs: pd.DataFrame, curves: pd.DataFrame, stage: str, path: str, palette: dict[str, tuple]
+) -> None:
+    plt, _ = _pyplot()
+    q = curve_quantiles(runs, curves, stage)
+    problems = list(dict.fromkeys(runs.problem))
+    fig, axes = _subplots(plt, len(problems))
+    handles = {}
+    for ax, problem in zip(axes, problems, strict=False):
+        first = runs[runs.problem == problem].iloc[0]
+        bounded = np.isfinite(first.f_min)
+        for opt, part in q[q.problem == problem].groupby("optimizer", sort=False):
+            part = part.sort_values("step")
+            lo, med, hi = part.q25.to_numpy(), part["median"].to_numpy(), part.q75.to_numpy()
+            if bounded:
+                lo, med, hi = (np.maximum(v, 1e-12) for v in (lo, med, hi))
+            (line,) = ax.plot(part.step, med, color=palette[opt], lw=1.3)
+            ax.fill_between(
+                part.step, lo, np.where(np.isfinite(hi), hi, np.nan), color=palette[opt], alpha=0.15, lw=0
+            )
+            handles[opt] = line
+        ax.set_xscale("symlog", linthresh=1)
+        if bounded:
+            ax.set_yscale("log")
+            if first.criterion.startswith("f − f*"):
+                ax.axhline(float(first.threshold), color="black", lw=0.7, ls="--")
+            ax.set_ylabel("f − f*")
+        else:
+            ax.set_yscale("symlog", linthresh=1e-6)
+            ticks = [-1e2, -1, -1e-2, -1e-4, 0, 1e-4, 1e-2, 1, 1e2]
+            lo, hi = ax.get_ylim()
+            ax.set_yticks([t for t in ticks if lo <= t <= hi])
+            ax.set_ylabel("f − f(saddle)")
+        ax.set_title(f"{problem}", fontsize=10)
+        ax.set_xlabel("step")
+    what = "tuned lr" if stage == "final" else "default hyperparameters"
+    seeds = runs[(runs.stage == stage) & (runs.start == "random")].seed.nunique()
+    fig.suptitle(
+        f"Loss vs step at the {what}: median and IQR over {seeds} seeds "
+        f"(dashed: success threshold; diverged runs count as +inf)",
+        fontsize=11,
+    )
+    order = [o for o in palette if o in handles]
+    _legend_below(fig, [handles[o] for o in order], order)
+    fig.text(0.01, 0.005, _caption(runs), fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# -- lr sensitivity -----------------------------------------------------------------------------------
+def lr_sensitivity_plot(runs: pd.DataFrame, path: str, palette: dict[str, tuple]) -> None:
+    """Median steps to threshold (top of each pair) and success rate vs lr over the tuning runs (grid and
+    refine), with the chosen lr marked."""
+    plt, _ = _pyplot()
+    tuning = runs[runs.stage.isin(["grid", "refine"])]
+    if tuning.empty:
+        return
+    scores = lr_scores(tuning).sort_values("lr")
+    chosen = runs[runs.stage == "final"].groupby(["optimizer", "problem"]).lr.first()
+    problems = list(dict.fromkeys(runs.problem))
+    ncols = 4
+    nrows = 2 * math.ceil(len(problems) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 2.6 * nrows), squeeze=False)
+    handles = {}
+    budget = int(runs.budget.iloc[0])
+    lr_range = (scores.lr.min() / 1.3, scores.lr.max() * 1.3)
+    for k in range(nrows // 2 * ncols):
+        ax_steps, ax_rate = axes[2 * (k // ncols)][k % ncols], axes[2 * (k // ncols) + 1][k % ncols]
+        if k >= len(problems):
+            ax_steps.set_visible(False)
+            ax_rate.set_visible(False)
+            continue
+        problem = problems[k]
+        for opt, part in scores[scores.problem == problem].groupby("optimizer", sort=False):
+            steps = part.median_steps.where(np.isfinite(part.median_steps))
+            (line,) = ax_steps.plot(part.lr, steps, "-", marker=".", ms=3, lw=1.1, color=palette[opt])
+            ax_rate.plot(part.lr, part.success_rate, "-", marker=".", ms=3, lw=1.1, color=palette[opt])
+            handles[opt] = line
+            if (opt, problem) in chosen.index:
+                lr = chosen[(opt, problem)]
+                row = part.iloc[(part.lr - lr).abs().argmin()]
+                if np.isfinite(row.median_steps):
+                    ax_steps.plot(lr, row.median_steps, "*", ms=9, color=palette[opt], mec="black", mew=0.4)
+        for ax in (ax_steps, ax_rate):
+            ax.set_xscale("log")
+            ax.set_xlim(*lr_range)
+        ax_steps.set_yscale("log")
+        ax_steps.set_ylim(0.8, budget * 1.1)
+        ax_steps.set_title(problem, fontsize=10)
+        ax_steps.set_ylabel("median steps")
+        ax_rate.set_ylabel("success rate")
+        ax_rate.set_ylim(-0.05, 1.05)
+        ax_rate.set_xlabel("lr")
+    fig.suptitle(
+        "lr sensitivity over the tuning seeds: median steps to threshold (gaps: fewer than half "
+        "succeeded; ★ chosen lr) and success rate",
+        fontsize=11,
+    )
+    order = [o for o in palette if o in handles]
+    _legend_below(fig, [handles[o] for o in order], order)
+    fig.text(0.01, 0.005, _caption(runs), fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_plots(
+    runs: pd.DataFrame, curves: pd.DataFrame | None, trajectories: pd.DataFrame | None, out_dir: str
+) -> list[str]:
+    """Every plot the data allows; returns the paths written."""
+    written = []
+    palette = _palette(list(dict.fromkeys(runs.optimizer)))
+    if trajectories is not None and not trajectories.empty:
+        final = runs[(runs.stage == "final") & (runs.start == "default")]
+        traj = trajectories.merge(final[["run_id", "problem"]], on="run_id")
+        for problem_name, part in traj.groupby("problem", sort=False):
+            factory = problem_registry.FACTORIES.get(problem_name)
+            if factory is None:
+                continue
+            path = os.path.join(out_dir, f"trajectories_{problem_name}.png")
+            trajectory_plot(factory(), final, part, path, palette)
+            written.append(path)
+    if curves is not None and not curves.empty:
+        for stage in ("final", "default"):
+            if (runs.stage == stage).any():
+                path = os.path.join(out_dir, f"loss_curves_{'tuned' if stage == 'final' else 'default'}.png")
+                loss_curve_plot(runs, curves, stage, path, palette)
+                written.append(path)
+    if runs.stage.isin(["grid", "refine"]).any():
+        path = os.path.join(out_dir, "lr_sensitivity.png")
+        lr_sensitivity_plot(runs, path, palette)
+        written.append(path)
+    return written
