@@ -34,6 +34,14 @@ class FusedOptimizer(torch.optim.Optimizer):
         defaults = dict(defaults, fused=fused)
         super().__init__(params, defaults)
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        """As torch.optim's, but each group keeps the `fused` choice this optimizer was built with
+        (a torch.optim checkpoint carries its own, unrelated `fused` flag)."""
+        fused = [group.get("fused") for group in self.param_groups]
+        super().load_state_dict(state_dict)
+        for group, choice in zip(self.param_groups, fused):
+            group["fused"] = choice
+
     def __setstate__(self, state: dict) -> None:
         # A checkpoint of torch.optim (or an older version) may lack our keys.
         super().__setstate__(state)

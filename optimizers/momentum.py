@@ -62,6 +62,8 @@ class Momentum(FusedOptimizer):
             return
         # Params seen for the first time start their buffer at g (undampened), the others continue.
         is_new = [s.get("momentum_buffer") is None for s in states]
+        if any(is_new) and self._first_step_skipped(group):
+            return  # the whole step is skipped; new params keep waiting for their first real step
         for first_step in (True, False):
             chosen = [i for i, new in enumerate(is_new) if new == first_step]
             if not chosen:
@@ -71,3 +73,12 @@ class Momentum(FusedOptimizer):
                     states[i]["momentum_buffer"] = zeros_like(params[i])
             kernel([params[i] for i in chosen], [grads[i] for i in chosen],
                    [states[i]["momentum_buffer"] for i in chosen], first_step=first_step, **hyper)
+
+    def _first_step_skipped(self, group) -> bool:
+        """True when GradScaler skips this step and a first step's buffer would be wrong afterwards.
+
+        A buffer created for a skipped step would make the next step dampen g. With dampening 0 the
+        later-step rule from a zero buffer gives exactly g, so only dampened momentum needs to look at
+        found_inf (a host read, on the first steps only)."""
+        found_inf = getattr(self, "found_inf", None)
+        return found_inf is not None and group["dampening"] != 0 and bool(found_inf.item())

@@ -12,8 +12,16 @@ from torch import Tensor
 PARITY_TOL = {torch.float32: 1e-5, torch.float64: 1e-12}
 
 # Every state tensor the doc names; a comparison covers each one either optimizer holds.
-STATE_NAMES = ("step", "momentum_buffer", "square_avg", "grad_avg", "exp_avg", "exp_avg_sq",
-               "max_exp_avg_sq", "previous_grad")
+STATE_NAMES = (
+    "step",
+    "momentum_buffer",
+    "square_avg",
+    "grad_avg",
+    "exp_avg",
+    "exp_avg_sq",
+    "max_exp_avg_sq",
+    "previous_grad",
+)
 
 
 def rel_diff(ours: Tensor, ref: Tensor) -> float:
@@ -61,20 +69,21 @@ def make_params(dtype: torch.dtype = torch.float32, seed: int = 0) -> list[Tenso
     return params
 
 
-def split_groups(params: list[Tensor], group0: dict, group1: dict | None) -> list[dict] | list[Tensor]:
-    """The first four params in one group and the rest in another with group1's overrides;
-    all in one group when group1 is None."""
+def split_groups(params: list[Tensor], group1: dict | None) -> list[dict]:
+    """The first four params in one group (the constructor's hyperparameters) and the rest in a
+    second group with group1's overrides; all in one group when group1 is None."""
     if group1 is None:
-        return [dict(params=params, **group0)]
-    return [dict(params=params[:4], **group0), dict(params=params[4:], **group0, **group1)]
+        return [dict(params=params)]
+    return [dict(params=params[:4]), dict(params=params[4:], **group1)]
 
 
 def all_params(opt: torch.optim.Optimizer) -> list[Tensor]:
     return [p for group in opt.param_groups for p in group["params"]]
 
 
-def random_grads(params: Sequence[Tensor], gen: torch.Generator, round_through: torch.dtype | None,
-                 scale: float = 1.0) -> list[Tensor]:
+def random_grads(
+    params: Sequence[Tensor], gen: torch.Generator, round_through: torch.dtype | None, scale: float = 1.0
+) -> list[Tensor]:
     """float64 random gradients, one per param, optionally rounded through a low-precision dtype
     so that runs at different precisions see identical values."""
     grads = []
@@ -89,7 +98,7 @@ def random_grads(params: Sequence[Tensor], gen: torch.Generator, round_through: 
 def set_grads(params: Sequence[Tensor], grads: Sequence[Tensor | None]) -> None:
     """Writes the gradients into .grad in place where one exists (as autograd accumulates after
     zero_grad), so an optimizer that kept a reference to last step's grad would see it change."""
-    for p, g in zip(params, grads):
+    for p, g in zip(params, grads, strict=True):
         if g is None:
             p.grad = None
         elif p.grad is None or p.grad.dtype != p.dtype:
@@ -99,10 +108,15 @@ def set_grads(params: Sequence[Tensor], grads: Sequence[Tensor | None]) -> None:
             p.grad.copy_(g)
 
 
-def run_lockstep(optimizers: Sequence[torch.optim.Optimizer], steps: int, seed: int = 1,
-                 round_through: torch.dtype | None = None, grad_scale: float = 1.0,
-                 skip: Callable[[int, int], bool] | None = None,
-                 before_step: Callable[[int], None] | None = None) -> None:
+def run_lockstep(
+    optimizers: Sequence[torch.optim.Optimizer],
+    steps: int,
+    seed: int = 1,
+    round_through: torch.dtype | None = None,
+    grad_scale: float = 1.0,
+    skip: Callable[[int, int], bool] | None = None,
+    before_step: Callable[[int], None] | None = None,
+) -> None:
     """Steps every optimizer `steps` times; at each step all of them get the same random
     gradients (positionally matched params). `skip(step, i)` leaves param i without a grad at
     that step; `before_step(step)` runs before the optimizers step (e.g. to change an lr)."""
@@ -122,8 +136,9 @@ def run_lockstep(optimizers: Sequence[torch.optim.Optimizer], steps: int, seed: 
             opt.step()
 
 
-def differences(ours: torch.optim.Optimizer, ref: torch.optim.Optimizer,
-                state_names: Sequence[str] = STATE_NAMES) -> dict[str, float]:
+def differences(
+    ours: torch.optim.Optimizer, ref: torch.optim.Optimizer, state_names: Sequence[str] = STATE_NAMES
+) -> dict[str, float]:
     """rel_diff of every param and every named state tensor, keyed 'param 3' / 'exp_avg 3'.
     A state that one optimizer has and the other lacks is reported as infinitely different."""
     out = {}
@@ -138,8 +153,12 @@ def differences(ours: torch.optim.Optimizer, ref: torch.optim.Optimizer,
     return out
 
 
-def assert_optimizers_close(ours: torch.optim.Optimizer, ref: torch.optim.Optimizer, tol: float,
-                            state_names: Sequence[str] = STATE_NAMES) -> dict[str, float]:
+def assert_optimizers_close(
+    ours: torch.optim.Optimizer,
+    ref: torch.optim.Optimizer,
+    tol: float,
+    state_names: Sequence[str] = STATE_NAMES,
+) -> dict[str, float]:
     diffs = differences(ours, ref, state_names)
     bad = {k: v for k, v in diffs.items() if not v <= tol}
     assert not bad, f"relative differences above {tol}: {bad}"

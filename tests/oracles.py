@@ -47,10 +47,29 @@ class _RuleOptimizer(torch.optim.Optimizer):
 class AdamOracle(_RuleOptimizer):
     """Adam (L2 decay) and AdamW (decoupled=True), with or without bias correction."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
-                 bias_correction=True, maximize=False, decoupled=False):
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        bias_correction=bias_correction, maximize=maximize, decoupled=decoupled)
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        amsgrad=False,
+        *,
+        bias_correction=True,
+        maximize=False,
+        decoupled=False,
+    ):
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            bias_correction=bias_correction,
+            maximize=maximize,
+            decoupled=decoupled,
+        )
         super().__init__(params, defaults)
 
     def _init_state(self, group, p, state):
@@ -79,14 +98,52 @@ class AdamOracle(_RuleOptimizer):
             p.copy_(p - lr * m / (torch.sqrt(v) + eps))
 
 
+class AdamWOracle(AdamOracle):
+    """AdamW: decoupled weight decay, default 1e-2 as in the doc."""
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=1e-2,
+        amsgrad=False,
+        *,
+        bias_correction=True,
+        maximize=False,
+    ):
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            bias_correction=bias_correction,
+            maximize=maximize,
+            decoupled=True,
+        )
+
+
 class DiffGradOracle(_RuleOptimizer):
     """diffGrad. `friction=False` drops ξ (ξ = 1), i.e. plain Adam: the mutant used to show
     that the comparison with pytorch_optimizer can tell the two apart."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False,
-                 friction=True):
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize,
-                        friction=friction)
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        *,
+        maximize=False,
+        friction=True,
+    ):
+        defaults = dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize, friction=friction
+        )
         super().__init__(params, defaults)
 
     def _init_state(self, group, p, state):

@@ -1,0 +1,133 @@
+"""GradScaler-style AMP on CPU: torch.amp.GradScaler sets `grad_scale` and `found_inf` on optimizers
+with `_step_supports_amp_scaling`; the kernels unscale the grads and skip the step on inf."""
+
+import pytest
+import torch
+
+from optimizers import Adam, AdamW, DiffGrad, Momentum, RMSProp
+from tests.helpers import (
+    PARITY_TOL,
+    all_params,
+    assert_optimizers_close,
+    assert_optimizers_equal,
+    make_params,
+    run_lockstep,
+    set_grads,
+)
+from tests.optim_configs import TORCH_EQUIVALENT, OptimConfig, params_for
+
+SCALE = 2.0**16  # GradScaler's initial scale; a power of two, so unscaling is exact
+
+AMP_CONFIGS = [
+    OptimConfig("heavy ball", Momentum, dict(lr=0.01, momentum=0.9)),
+    OptimConfig("dampening 0.5", Momentum, dict(lr=0.01, momentum=0.9, dampening=0.5)),
+    OptimConfig("plain SGD, weight_decay", Momentum, dict(lr=0.01, momentum=0.0, weight_decay=0.1)),
+    OptimConfig(
+        "centered, momentum, weight_decay",
+        RMSProp,
+        dict(lr=0.01, centered=True, momentum=0.5, weight_decay=0.1),
+    ),
+    OptimConfig("amsgrad, weight_decay", Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
+    OptimConfig("no bias correction, maximize", Adam, dict(lr=0.01, bias_correction=False, maximize=True)),
+    OptimConfig("defaults", AdamW, dict(lr=0.01)),
+    OptimConfig("weight_decay", DiffGrad, dict(lr=0.01, weight_decay=0.1)),
+]
+
+
+def _amp(opt, grad_scale: float, found_inf: float):
+    opt.grad_scale = torch.tensor(grad_scale)
+    opt.found_inf = torch.tensor(found_inf)
+
+
+def _poisoned_step(opt):
+    """A step whose grads overflowed: inf/NaN grads and found_inf=1, as GradScaler reports it."""
+    params = all_params(opt)
+    set_grads(
+        params,
+        [
+            torch.full(p.shape, float("nan")) if i % 2 else torch.full(p.shape, float("inf"))
+            for i, p in enumerate(params)
+        ],
+    )
+    _amp(opt, SCALE, 1.0)
+    opt.step()
+
+
+@pytest.mark.parametrize("config", params_for(AMP_CONFIGS))
+def test_found_inf_skips_the_step(config, fused):
+    """With found_inf=1 params and state stay bitwise as they were, step counts included."""
+    opt, twin = config.build(make_params(), fused), config.build(make_params(), fused)
+    run_lockstep([opt, twin], 3)
+    _poisoned_step(opt)
+    assert_optimizers_equal(opt, twin)
+
+
+@pytest.mark.parametrize("config", params_for(AMP_CONFIGS))
+def test_skipped_first_step_leaves_no_trace(config, fused):
+    """GradScaler usually skips the first steps (the initial scale overflows): a run whose first
+    step was skipped must continue exactly like a run without that step."""
+    opt, twin = config.build(make_params(), fused), config.build(make_params(), fused)
+    _poisoned_step(opt)
+    _amp(opt, 1.0, 0.0)
+    run_lockstep([opt, twin], 4)
+    assert_optimizers_equal(opt, twin)
+
+
+@pytest.mark.parametrize("config", params_for(AMP_CONFIGS))
+def test_scaled_grads_with_grad_scale_equal_the_unscaled_run(config, fused):
+    scaled, plain = config.build(make_params(), fused), config.build(make_params(), fused)
+    _amp(scaled, SCALE, 0.0)
+    run_lockstep([scaled], 10, seed=3, grad_scale=SCALE)
+    run_lockstep([plain], 10, seed=3)
+    assert_optimizers_equal(scaled, plain)
+    assert not torch.equal(all_params(plain)[2], make_params()[2])
+
+
+def _model(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 1))
+
+
+@pytest.mark.parametrize(
+    "config",
+    params_for(
+        [c for c in AMP_CONFIGS if c.cls in TORCH_EQUIVALENT and c.kwargs.get("bias_correction", True)]
+    ),
+)
+def test_grad_scaler_end_to_end(config, fused):
+    """torch.amp.GradScaler("cpu") driving ours (kernel-side unscale and skip) and torch.optim
+    (scaler-side unscale) through the same iterations, one of which overflows."""
+    ours_model, ref_model = _model(0), _model(0)
+    ours, ref = (
+        config.build(list(ours_model.parameters()), fused),
+        config.build_reference(list(ref_model.parameters())),
+    )
+    scalers = [torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=3) for _ in range(2)]
+    gen = torch.Generator().manual_seed(1)
+    for it in range(10):
+        x, y = torch.randn(8, 6, generator=gen), torch.randn(8, 1, generator=gen)
+        for model, opt, scaler in zip((ours_model, ref_model), (ours, ref), scalers, strict=True):
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            if it == 4:
+                loss = loss * float("inf")  # overflow: the step is skipped and the scale backs off
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+    assert scalers[0].get_scale() == scalers[1].get_scale() < 2.0**10 * 2**3
+    assert not hasattr(ours, "found_inf")  # GradScaler removes its attributes after the step
+    state = ours.state[ours_model[0].weight]
+    if "step" in state:
+        assert state["step"].item() == 9
+    assert_optimizers_close(ours, ref, PARITY_TOL[torch.float32])
+    assert not torch.equal(ours_model[0].weight, _model(0)[0].weight)
+
+
+def test_poisoned_step_helper_really_poisons():
+    """Without found_inf the NaN/inf grads of _poisoned_step would corrupt the params (the skip tests
+    are not vacuous)."""
+    opt = Adam(make_params(), lr=0.01)
+    params = all_params(opt)
+    set_grads(params, [torch.full(p.shape, float("inf")) for p in params])
+    opt.step()
+    assert not torch.isfinite(params[2]).all()

@@ -1,0 +1,185 @@
+"""The operators torch.ops.optimizers.* called directly: input errors that show the bad values, and
+torch.library.opcheck (schema, fake tensors, autograd registration, AOT dispatch)."""
+
+import re
+
+import pytest
+import torch
+
+import optimizers
+
+pytestmark = pytest.mark.skipif(not optimizers.extension_available(), reason="optimizers._C is not built")
+
+SHAPES = [(5,), (2, 3)]
+
+# The list arguments of each operator, in schema order, and valid keyword arguments.
+OPERATORS = {
+    "momentum_": (
+        ["params", "grads", "momentum_buffers"],
+        dict(
+            lr=0.1,
+            momentum=0.9,
+            dampening=0.0,
+            nesterov=False,
+            weight_decay=0.0,
+            maximize=False,
+            first_step=False,
+        ),
+    ),
+    "rmsprop_": (
+        ["params", "grads", "square_avgs", "grad_avgs", "momentum_buffers"],
+        dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.9, centered=True, maximize=False),
+    ),
+    "adam_": (
+        ["params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs", "state_steps"],
+        dict(
+            lr=1e-3,
+            beta1=0.9,
+            beta2=0.999,
+            eps=1e-8,
+            weight_decay=0.0,
+            decoupled_weight_decay=False,
+            amsgrad=True,
+            bias_correction=True,
+            maximize=False,
+        ),
+    ),
+    "diffgrad_": (
+        ["params", "grads", "exp_avgs", "exp_avg_sqs", "previous_grads", "state_steps"],
+        dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, maximize=False),
+    ),
+}
+
+
+def valid_call(name: str) -> tuple[dict, dict]:
+    """Named list arguments and keyword arguments of a small valid call; squares are non-negative."""
+    gen = torch.Generator().manual_seed(0)
+    list_names, kwargs = OPERATORS[name]
+    lists = {}
+    for arg in list_names:
+        if arg == "state_steps":
+            lists[arg] = [torch.tensor(3.0) for _ in SHAPES]
+        else:
+            tensors = [torch.randn(s, generator=gen) for s in SHAPES]
+            lists[arg] = [t.abs() for t in tensors] if "sq" in arg else tensors
+    return lists, dict(kwargs)
+
+
+def call(name, lists, kwargs):
+    getattr(torch.ops.optimizers, name)(*lists.values(), **kwargs)
+
+
+def _replace(arg, index, tensor):
+    def mutate(lists, kwargs):
+        lists[arg][index] = tensor
+
+    return mutate
+
+
+def _set(arg, value):
+    def mutate(lists, kwargs):
+        (lists if arg in lists else kwargs)[arg] = value
+
+    return mutate
+
+
+BAD_CALLS = [
+    ("adam_", _set("grads", [torch.zeros(5)]), "optimizers::adam_: grads has 1 tensors but params has 2"),
+    (
+        "adam_",
+        _replace("exp_avgs", 1, torch.zeros(2, 3, dtype=torch.float64)),
+        "optimizers::adam_: exp_avgs[1] has dtype Double but params[1] has Float",
+    ),
+    (
+        "adam_",
+        _replace("exp_avg_sqs", 0, torch.zeros(4)),
+        "optimizers::adam_: exp_avg_sqs[0] has shape [4] but params[0] has shape [5]",
+    ),
+    (
+        "adam_",
+        _set("state_steps", [torch.tensor(1.0)] * 3),
+        "optimizers::adam_: state_steps has 3 tensors but params has 2",
+    ),
+    (
+        "adam_",
+        _replace("state_steps", 1, torch.ones(2)),
+        "optimizers::adam_: state_steps[1] must hold one element, got shape [2]",
+    ),
+    (
+        "adam_",
+        _set("max_exp_avg_sqs", []),
+        "optimizers::adam_: max_exp_avg_sqs has 0 tensors but params has 2",
+    ),
+    (
+        "adam_",
+        _set("lr_tensor", torch.ones(2)),
+        "optimizers::adam_: lr_tensor must hold one element, got shape [2]",
+    ),
+    (
+        "adam_",
+        _set("grad_scale", torch.ones(1, 3)),
+        "optimizers::adam_: grad_scale must hold one element, got shape [1, 3]",
+    ),
+    (
+        "momentum_",
+        _set("momentum_buffers", []),
+        "optimizers::momentum_: momentum 0.9 needs one momentum buffer per param",
+    ),
+    (
+        "momentum_",
+        _replace("params", 0, torch.zeros(5, dtype=torch.int64)),
+        "optimizers::momentum_: params[0] has dtype Long; supported are float64, float32, bfloat16 and "
+        "float16",
+    ),
+    ("rmsprop_", _set("grad_avgs", []), "optimizers::rmsprop_: grad_avgs has 0 tensors but params has 2"),
+    (
+        "diffgrad_",
+        _replace("previous_grads", 0, torch.zeros(5, dtype=torch.float16)),
+        "optimizers::diffgrad_: previous_grads[0] has dtype Half but params[0] has Float",
+    ),
+    (
+        "diffgrad_",
+        _set("exp_avgs", [torch.zeros(5)] * 3),
+        "optimizers::diffgrad_: exp_avgs has 3 tensors but params has 2",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "name, mutate, message",
+    [pytest.param(*bad, id=f"{bad[0]}: {bad[2].split(': ', 1)[1]}") for bad in BAD_CALLS],
+)
+def test_bad_inputs_raise_with_the_values(name, mutate, message):
+    lists, kwargs = valid_call(name)
+    mutate(lists, kwargs)
+    params_before = [p.clone() for p in lists["params"]]
+    with pytest.raises(RuntimeError, match=re.escape(message)):
+        call(name, lists, kwargs)
+    # Checks run before any write: a rejected call leaves the params alone.
+    assert all(torch.equal(a, b) for a, b in zip(lists["params"], params_before, strict=True))
+
+
+@pytest.mark.parametrize("name", list(OPERATORS))
+def test_valid_call_updates_params(name):
+    lists, kwargs = valid_call(name)
+    before = [p.clone() for p in lists["params"]]
+    call(name, lists, kwargs)
+    assert all(not torch.equal(a, b) for a, b in zip(lists["params"], before, strict=True))
+
+
+OPCHECK_CALLS = [pytest.param(name, {}, id=name) for name in OPERATORS] + [
+    pytest.param(
+        "adam_",
+        dict(lr_tensor=torch.tensor(1e-3), grad_scale=torch.tensor(8.0), found_inf=torch.tensor(0.0)),
+        id="adam_ with lr_tensor, grad_scale, found_inf",
+    ),
+    pytest.param("momentum_", dict(first_step=True, nesterov=True), id="momentum_ first step, nesterov"),
+]
+
+
+@pytest.mark.parametrize("name, extra", OPCHECK_CALLS)
+def test_opcheck(name, extra):
+    lists, kwargs = valid_call(name)
+    kwargs.update(extra)
+    op = getattr(torch.ops.optimizers, name).default
+    torch.library.opcheck(op, tuple(lists.values()), kwargs)
