@@ -30,6 +30,14 @@ void check_lists(const char* op, at::TensorList params, const std::vector<NamedL
   }
 }
 
+void check_state_steps(const char* op, at::TensorList params, at::TensorList state_steps) {
+  TORCH_CHECK(state_steps.size() == params.size(), op, ": state_steps has ", state_steps.size(),
+              " tensors but params has ", params.size());
+  for (size_t i = 0; i < state_steps.size(); ++i)
+    TORCH_CHECK(state_steps[i].numel() == 1, op, ": state_steps[", i,
+                "] must hold one element, got shape ", state_steps[i].sizes());
+}
+
 void check_scalar_tensor(const char* op, const char* name, const std::optional<at::Tensor>& t) {
   if (!t.has_value()) return;
   TORCH_CHECK(t->numel() == 1, op, ": ", name, " must hold one element, got shape ",

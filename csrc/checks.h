@@ -21,6 +21,9 @@ struct NamedList {
 // and device, and that no tensor is sparse or complex.
 void check_lists(const char* op, at::TensorList params, const std::vector<NamedList>& lists);
 
+// Checks that state_steps holds one single-element step count per param.
+void check_state_steps(const char* op, at::TensorList params, at::TensorList state_steps);
+
 // The learning rate: lr_tensor's value when given (a 0-dim or 1-element tensor), else lr.
 void check_scalar_tensor(const char* op, const char* name,
                          const std::optional<at::Tensor>& t);

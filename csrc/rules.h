@@ -44,6 +44,11 @@ struct GradPrep {
 };
 
 template <typename T>
+OPT_HD GradPrep<T> make_grad_prep(double inv_grad_scale, double weight_decay, bool maximize) {
+  return {T(inv_grad_scale), T(weight_decay), maximize};
+}
+
+template <typename T>
 OPT_HD T prepare_grad(T g, T p, const GradPrep<T>& c) {
   g = g * c.inv_grad_scale;
   if (c.maximize) g = -g;
@@ -65,6 +70,12 @@ struct MomentumCoeffs {
 };
 
 template <typename T>
+OPT_HD MomentumCoeffs<T> make_momentum_coeffs(const GradPrep<T>& prep, double lr, double momentum,
+                                              double dampening, bool nesterov, bool first_step) {
+  return {prep, T(lr), T(momentum), T(1.0 - dampening), nesterov, first_step};
+}
+
+template <typename T>
 OPT_HD void momentum_update(T& p, T g, T& buf, const MomentumCoeffs<T>& c) {
   g = prepare_grad(g, p, c.prep);
   T d = g;
@@ -83,20 +94,26 @@ struct RMSPropCoeffs {
   GradPrep<T> prep;
   T lr;
   T alpha;
+  T one_minus_alpha;  // computed in double: 1 - float(0.999) is off by 1.3e-5
   T eps;
   T momentum;
   bool centered;
 };
 
 template <typename T>
+OPT_HD RMSPropCoeffs<T> make_rmsprop_coeffs(const GradPrep<T>& prep, double lr, double alpha, double eps,
+                                            double momentum, bool centered) {
+  return {prep, T(lr), T(alpha), T(1.0 - alpha), T(eps), T(momentum), centered};
+}
+
+template <typename T>
 OPT_HD void rmsprop_update(T& p, T g, T& square_avg, T& grad_avg, T& buf,
                            const RMSPropCoeffs<T>& c) {
   g = prepare_grad(g, p, c.prep);
-  const T one_minus_alpha = T(1) - c.alpha;
-  square_avg = c.alpha * square_avg + one_minus_alpha * g * g;
+  square_avg = c.alpha * square_avg + c.one_minus_alpha * g * g;
   T avg;
   if (c.centered) {
-    grad_avg = c.alpha * grad_avg + one_minus_alpha * g;
+    grad_avg = c.alpha * grad_avg + c.one_minus_alpha * g;
     avg = opt_sqrt(square_avg - grad_avg * grad_avg) + c.eps;
   } else {
     avg = opt_sqrt(square_avg) + c.eps;
@@ -109,24 +126,60 @@ OPT_HD void rmsprop_update(T& p, T g, T& square_avg, T& grad_avg, T& buf,
   }
 }
 
+// ---------------------------------------------------------------- step scalars
+// Bias-correction scalars from the step count, in double like torch.
+struct AdamStepScalars {
+  double step_size;
+  double inv_bc2_sqrt;
+};
+
+OPT_HD AdamStepScalars adam_step_scalars(double lr, double beta1, double beta2, double step,
+                                         bool bias_correction) {
+  if (!bias_correction) return {lr, 1.0};
+  const double bc1 = 1.0 - pow(beta1, step);
+  const double bc2 = 1.0 - pow(beta2, step);
+  return {lr / bc1, 1.0 / sqrt(bc2)};
+}
+
 // ---------------------------------------------------------------- Adam / AdamW
 // One rule for Adam and AdamW, with or without bias correction:
 //   p = p * decay                      (AdamW: 1 - lr*wd; otherwise 1)
 //   p = p - step_size * m / (sqrt(v) * inv_bc2_sqrt + eps)
 // where step_size = lr / bc1 and inv_bc2_sqrt = 1 / sqrt(bc2) with bias
-// correction, and lr and 1 without. The host (or the CUDA kernel, from a device
-// step count) computes these per tensor with adam_step_scalars below.
+// correction, and lr and 1 without. make_adam_coeffs computes these per tensor
+// from its step count (on the host, or in the CUDA kernel from a device step).
 template <typename T>
 struct AdamCoeffs {
   GradPrep<T> prep;
   T beta1;
   T beta2;
+  T one_minus_beta1;  // computed in double, as torch does
+  T one_minus_beta2;
   T eps;
   T step_size;
   T inv_bc2_sqrt;
   T decay;  // decoupled weight decay factor
   bool amsgrad;
 };
+
+// decoupled_weight_decay: AdamW's coefficient (0 for Adam and diffGrad, whose
+// L2 decay is in prep).
+template <typename T>
+OPT_HD AdamCoeffs<T> make_adam_coeffs(const GradPrep<T>& prep, double lr, double beta1, double beta2,
+                                      double eps, double step, bool bias_correction,
+                                      double decoupled_weight_decay, bool amsgrad) {
+  const AdamStepScalars st = adam_step_scalars(lr, beta1, beta2, step, bias_correction);
+  return {prep,
+          T(beta1),
+          T(beta2),
+          T(1.0 - beta1),
+          T(1.0 - beta2),
+          T(eps),
+          T(st.step_size),
+          T(st.inv_bc2_sqrt),
+          T(1.0 - lr * decoupled_weight_decay),
+          amsgrad};
+}
 
 template <typename T>
 OPT_HD T adam_denominator(T v, const AdamCoeffs<T>& c) {
@@ -135,8 +188,8 @@ OPT_HD T adam_denominator(T v, const AdamCoeffs<T>& c) {
 
 template <typename T>
 OPT_HD void adam_moments(T g, T& m, T& v, const AdamCoeffs<T>& c) {
-  m = c.beta1 * m + (T(1) - c.beta1) * g;
-  v = c.beta2 * v + (T(1) - c.beta2) * g * g;
+  m = c.beta1 * m + c.one_minus_beta1 * g;
+  v = c.beta2 * v + c.one_minus_beta2 * g * g;
 }
 
 template <typename T>
@@ -167,21 +220,6 @@ OPT_HD void diffgrad_update(T& p, T g, T& m, T& v, T& g_prev, const AdamCoeffs<T
   const T xi = diffgrad_friction(g_prev, g);
   p = p - c.step_size * xi * m / adam_denominator(v, c);
   g_prev = g;
-}
-
-// ---------------------------------------------------------------- step scalars
-// Bias-correction scalars from the step count, in double like torch.
-struct AdamStepScalars {
-  double step_size;
-  double inv_bc2_sqrt;
-};
-
-OPT_HD AdamStepScalars adam_step_scalars(double lr, double beta1, double beta2, double step,
-                                         bool bias_correction) {
-  if (!bias_correction) return {lr, 1.0};
-  const double bc1 = 1.0 - pow(beta1, step);
-  const double bc2 = 1.0 - pow(beta2, step);
-  return {lr / bc1, 1.0 / sqrt(bc2)};
 }
 
 }  // namespace fused_optim

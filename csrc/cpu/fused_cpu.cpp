@@ -57,7 +57,7 @@ Scalars read_scalars(const char* op, double lr, const optional<Tensor>& lr_tenso
 
 template <typename T>
 GradPrep<T> grad_prep(const Scalars& s, double weight_decay, bool maximize) {
-  return {T(s.inv_grad_scale), T(weight_decay), maximize};
+  return make_grad_prep<T>(s.inv_grad_scale, weight_decay, maximize);
 }
 
 template <typename scalar_t>
@@ -80,9 +80,9 @@ void momentum_cpu(TensorList params, TensorList grads, TensorList momentum_buffe
       multi_tensor_apply(args, [&](int64_t, auto ptrs, int64_t n) {
         using scalar_t = std::remove_pointer_t<typename decltype(ptrs)::value_type>;
         using T = opmath<scalar_t>;
-        MomentumCoeffs<T> c{grad_prep<T>(s, weight_decay, maximize), T(s.lr),
-                            has_momentum ? T(momentum) : T(0), T(1.0 - dampening), nesterov,
-                            first};
+        const MomentumCoeffs<T> c =
+            make_momentum_coeffs(grad_prep<T>(s, weight_decay, maximize), s.lr,
+                                 has_momentum ? momentum : 0.0, dampening, nesterov, first);
         scalar_t* __restrict p = ptrs[0];
         const scalar_t* __restrict g = ptrs[1];
         scalar_t* __restrict buf = ptrs[2];
@@ -120,8 +120,9 @@ void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs,
       multi_tensor_apply(args, [&](int64_t, auto ptrs, int64_t n) {
         using scalar_t = std::remove_pointer_t<typename decltype(ptrs)::value_type>;
         using T = opmath<scalar_t>;
-        RMSPropCoeffs<T> c{grad_prep<T>(s, weight_decay, maximize), T(s.lr), T(alpha), T(eps),
-                           has_momentum ? T(momentum) : T(0), is_centered};
+        const RMSPropCoeffs<T> c =
+            make_rmsprop_coeffs(grad_prep<T>(s, weight_decay, maximize), s.lr, alpha, eps,
+                                has_momentum ? momentum : 0.0, is_centered);
         scalar_t* __restrict p = ptrs[0];
         const scalar_t* __restrict g = ptrs[1];
         scalar_t* __restrict sq = ptrs[2];
@@ -143,12 +144,10 @@ void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs,
 }
 
 // ---------------------------------------------------------------- Adam / AdamW
-std::vector<AdamStepScalars> step_scalars(TensorList state_steps, double lr, double beta1,
-                                          double beta2, bool bias_correction) {
-  std::vector<AdamStepScalars> out;
+std::vector<double> step_counts(TensorList state_steps) {
+  std::vector<double> out;
   out.reserve(state_steps.size());
-  for (const Tensor& step : state_steps)
-    out.push_back(adam_step_scalars(lr, beta1, beta2, step.item<double>(), bias_correction));
+  for (const Tensor& step : state_steps) out.push_back(step.item<double>());
   return out;
 }
 
@@ -158,13 +157,6 @@ void check_steps(const char* op, TensorList params, TensorList state_steps) {
   for (size_t i = 0; i < state_steps.size(); ++i)
     TORCH_CHECK(state_steps[i].numel() == 1, op, ": state_steps[", i,
                 "] must hold one element, got shape ", state_steps[i].sizes());
-}
-
-template <typename T>
-AdamCoeffs<T> adam_coeffs(const GradPrep<T>& prep, double beta1, double beta2, double eps,
-                          const AdamStepScalars& step, double decay, bool amsgrad) {
-  return {prep, T(beta1), T(beta2), T(eps), T(step.step_size), T(step.inv_bc2_sqrt), T(decay),
-          amsgrad};
 }
 
 void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorList exp_avg_sqs,
@@ -182,9 +174,9 @@ void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorLi
   check_steps(op, params, state_steps);
   const Scalars s = read_scalars(op, lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
-  const auto steps = step_scalars(state_steps, s.lr, beta1, beta2, bias_correction);
+  const auto steps = step_counts(state_steps);
   const double l2 = decoupled_weight_decay ? 0.0 : weight_decay;
-  const double decay = decoupled_weight_decay ? 1.0 - s.lr * weight_decay : 1.0;
+  const double decoupled = decoupled_weight_decay ? weight_decay : 0.0;
   TensorLists<5> args{
       {vec(params), vec(grads), vec(exp_avgs), vec(exp_avg_sqs), vec(max_exp_avg_sqs)},
       {true, false, true, true, true}};
@@ -192,8 +184,8 @@ void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorLi
     multi_tensor_apply(args, [&](int64_t i, auto ptrs, int64_t n) {
       using scalar_t = std::remove_pointer_t<typename decltype(ptrs)::value_type>;
       using T = opmath<scalar_t>;
-      const AdamCoeffs<T> c =
-          adam_coeffs(grad_prep<T>(s, l2, maximize), beta1, beta2, eps, steps[i], decay, use_max);
+      const AdamCoeffs<T> c = make_adam_coeffs(grad_prep<T>(s, l2, maximize), s.lr, beta1, beta2,
+                                               eps, steps[i], bias_correction, decoupled, use_max);
       scalar_t* __restrict p = ptrs[0];
       const scalar_t* __restrict g = ptrs[1];
       scalar_t* __restrict m = ptrs[2];
@@ -227,15 +219,16 @@ void diffgrad_cpu(TensorList params, TensorList grads, TensorList exp_avgs,
   check_steps(op, params, state_steps);
   const Scalars s = read_scalars(op, lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
-  const auto steps = step_scalars(state_steps, s.lr, beta1, beta2, /*bias_correction=*/true);
+  const auto steps = step_counts(state_steps);
   TensorLists<5> args{
       {vec(params), vec(grads), vec(exp_avgs), vec(exp_avg_sqs), vec(previous_grads)},
       {true, false, true, true, true}};
   multi_tensor_apply(args, [&](int64_t i, auto ptrs, int64_t n) {
     using scalar_t = std::remove_pointer_t<typename decltype(ptrs)::value_type>;
     using T = opmath<scalar_t>;
-    const AdamCoeffs<T> c = adam_coeffs(grad_prep<T>(s, weight_decay, maximize), beta1, beta2,
-                                        eps, steps[i], 1.0, false);
+    const AdamCoeffs<T> c =
+        make_adam_coeffs(grad_prep<T>(s, weight_decay, maximize), s.lr, beta1, beta2, eps, steps[i],
+                         /*bias_correction=*/true, /*decoupled_weight_decay=*/0.0, /*amsgrad=*/false);
     scalar_t* __restrict p = ptrs[0];
     const scalar_t* __restrict g = ptrs[1];
     scalar_t* __restrict m = ptrs[2];

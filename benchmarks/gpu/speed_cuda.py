@@ -1,0 +1,99 @@
+"""GPU speed benchmark: our five optimizers against torch.optim's fused and foreach implementations on
+one CUDA device, with the device-to-device copy bandwidth measured in the same run.
+
+    python -m benchmarks.gpu.speed_cuda [--out DIR ...] [--rules ...] [--workloads ...]
+
+Built on benchmarks.speed (the one setup factory, CUDA-event timing in interleaved rounds after
+warm-up, the byte-count floor); this driver picks the GPU workloads and peers, adds a copy-bandwidth
+measurement of its own (a 1 GiB buffer, bytes read plus written), and writes the CSV after every
+workload so that a run cut short still leaves its rows. Columns: see benchmarks.speed.run, plus
+copy_GBps and floor_copy_ms (bytes each step must move / copy bandwidth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+
+import pandas as pd
+import torch
+
+from benchmarks.speed import bandwidth, timing
+from benchmarks.speed.cases import IMPLEMENTATIONS
+from benchmarks.speed.report import write_report
+from benchmarks.speed.run import run_speed
+
+PEERS = ["ours", "torch-fused", "torch-foreach"]
+# The multi-tensor workload first: it matters most and a run cut short still has it.
+WORKLOADS = ["resnet50", "1M", "16M", "64M", "256M"]
+COPY_NUMEL = 1 << 28  # fp32 elements: 1 GiB, far beyond the L2 cache
+
+
+def copy_bandwidth(device: torch.device, rounds: int = 5, per_round: int = 10) -> float:
+    """Device-to-device copy bandwidth in GB/s, counting the bytes read and the bytes written."""
+    copy, nbytes = bandwidth.device_copy(COPY_NUMEL, device)
+    (seconds,) = timing.interleaved_samples([copy], device, rounds, per_round, warmup=3)
+    return nbytes / (timing.summarize(seconds)["ms_median"] * 1e6)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", nargs="+", default=["results/gpu"], help="folders the CSV and report go to")
+    parser.add_argument("--rules", nargs="+", default=list(IMPLEMENTATIONS), choices=list(IMPLEMENTATIONS))
+    parser.add_argument("--workloads", nargs="+", default=WORKLOADS)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--per-round", type=int, default=5)
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        sys.exit("speed_cuda.py needs a CUDA device")
+
+    device = torch.device("cuda")
+    name = re.sub(r"[^A-Za-z0-9]+", "-", torch.cuda.get_device_name(device)).strip("-").lower()
+    csv_name = f"speed_cuda_{name}.csv"
+    copy_gbps = copy_bandwidth(device)
+    print(f"device-to-device copy: {copy_gbps:.0f} GB/s (read + write) on {torch.cuda.get_device_name()}")
+
+    frames = []
+    for workload in args.workloads:
+        for rule in args.rules:
+            begin = time.perf_counter()
+            df = run_speed(
+                [rule],
+                [workload],
+                "cuda",
+                implementations=PEERS,
+                rounds=args.rounds,
+                per_round=args.per_round,
+                progress=False,
+            )
+            df["copy_GBps"] = copy_gbps
+            if os.environ.get("OPTIMIZERS_GIT_COMMIT") and (df.git_commit == "unknown").all():
+                df["git_commit"] = os.environ["OPTIMIZERS_GIT_COMMIT"]  # a copy of the tree without .git
+            df["floor_copy_ms"] = df.bytes_per_step / (copy_gbps * 1e6)
+            frames.append(df)
+            ours = df[df.implementation == "ours"].iloc[0]
+            peers = ", ".join(
+                f"{r.implementation} {r.ms_median:.3f}" for r in df.itertuples() if r.implementation != "ours"
+            )
+            print(
+                f"{workload:>8} {rule:>8}: ours {ours.ms_median:.3f} ms "
+                f"({100 * ours.floor_copy_ms / ours.ms_median:.0f}% of copy floor); {peers} "
+                f"[{time.perf_counter() - begin:.0f} s]",
+                flush=True,
+            )
+            table = pd.concat(frames, ignore_index=True)
+            for out in args.out:
+                os.makedirs(out, exist_ok=True)
+                table.to_csv(os.path.join(out, csv_name), index=False)
+            torch.cuda.empty_cache()
+
+    for out in args.out:
+        for path in [os.path.join(out, csv_name), *write_report(os.path.join(out, csv_name), out)]:
+            print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+// CUDA kernels of the fused optimizers, registered under the CUDA dispatch key:
+// checks the inputs, groups the tensors by device and dtype, and hands raw
+// pointers to the launchers of the *.cu files (declared in launch.h). No math
+// here, and no host sync: lr, the AMP scale and flag, and the step counts are
+// read by the kernels from device memory, so the step can be captured in a
+// CUDA graph.
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <array>
+#include <map>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "../checks.h"
+#include "launch.h"
+
+namespace fused_optim::cuda {
+namespace {
+
+using at::Tensor;
+using at::TensorList;
+using std::optional;
+
+ScalarType kernel_type(const char* op, at::ScalarType t) {
+  switch (t) {
+    case at::kFloat:
+      return ScalarType::kFloat;
+    case at::kDouble:
+      return ScalarType::kDouble;
+    case at::kHalf:
+      return ScalarType::kHalf;
+    case at::kBFloat16:
+      return ScalarType::kBFloat16;
+    default:
+      TORCH_CHECK(false, op, ": params of dtype ", t,
+                  " are not supported; supported are float64, float32, bfloat16 and float16");
+  }
+}
+
+// The operator's scalar tensors, as passed.
+struct ScalarTensors {
+  double lr;
+  const optional<Tensor>& lr_tensor;
+  const optional<Tensor>& grad_scale;
+  const optional<Tensor>& found_inf;
+};
+
+// A scalar as the kernel reads it: a CUDA tensor is read by the kernel (no
+// sync, graph-safe), a CPU tensor here. Tensors on another device or of
+// another dtype than float/double are converted on the stream first.
+DeviceScalar device_scalar(const optional<Tensor>& t, double fallback, const at::Device& device,
+                           std::vector<Tensor>& keep_alive) {
+  DeviceScalar s;
+  s.value = fallback;
+  if (!t.has_value()) return s;
+  if (!t->is_cuda()) {
+    s.value = t->item<double>();
+    return s;
+  }
+  Tensor d = *t;
+  const bool is_double = d.scalar_type() == at::kDouble;
+  if (d.device() != device || !(is_double || d.scalar_type() == at::kFloat)) {
+    d = d.to(device, is_double ? at::kDouble : at::kFloat);
+    keep_alive.push_back(d);
+  }
+  s.ptr = d.data_ptr();
+  s.is_double = is_double;
+  return s;
+}
+
+// True when found_inf is a CPU tensor that is set: nothing to launch.
+bool skipped_on_host(const optional<Tensor>& found_inf) {
+  return found_inf.has_value() && !found_inf->is_cuda() && found_inf->item<double>() != 0.0;
+}
+
+// A step count the kernel can read: float32 on the param's device.
+const float* step_ptr(const Tensor& step, const at::Device& device,
+                      std::vector<Tensor>& keep_alive) {
+  if (step.device() == device && step.scalar_type() == at::kFloat) return step.data_ptr<float>();
+  Tensor converted = step.to(device, at::kFloat);
+  keep_alive.push_back(converted);
+  return converted.data_ptr<float>();
+}
+
+// True when every tensor of param i can be walked as one flat array with the
+// same element order (contiguous, or dense with identical strides).
+template <size_t N>
+bool flat_compatible(const std::array<TensorList, N>& lists, size_t i) {
+  const Tensor& p = lists[0][i];
+  if (!p.is_non_overlapping_and_dense()) return false;
+  for (const TensorList& list : lists) {
+    if (list.empty()) continue;
+    if (!list[i].is_non_overlapping_and_dense() || list[i].strides() != p.strides()) return false;
+  }
+  return true;
+}
+
+// Enqueues launch(dtype, tensors, common, stream) once per (device, dtype) of
+// the params. lists[0] are the params; an empty list is unused (null
+// pointers). Strided tensors are updated through contiguous copies, written
+// back after for the lists flagged in `mutated`. Temporaries are freed on
+// return: the caching allocator reuses their memory only after the launches
+// that were enqueued on the same stream.
+template <size_t N, typename Launch>
+void run(const char* op, const std::array<TensorList, N>& lists, const std::array<bool, N>& mutated,
+         TensorList state_steps, const ScalarTensors& scalars, double weight_decay, bool maximize,
+         const Launch& launch) {
+  if (skipped_on_host(scalars.found_inf)) return;
+  const TensorList params = lists[0];
+  std::vector<Tensor> keep_alive;
+  std::vector<std::pair<Tensor, Tensor>> copy_back;
+  std::map<std::pair<c10::DeviceIndex, at::ScalarType>, std::vector<TensorPtrs<N>>> groups;
+
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Tensor& p = params[i];
+    TORCH_CHECK(p.is_cuda(), op, ": params[", i, "] is on ", p.device(),
+                "; the CUDA kernel takes CUDA tensors only");
+    (void)kernel_type(op, p.scalar_type());  // rejects float8 and the like before any launch
+    if (p.numel() == 0) continue;
+    const bool flat = flat_compatible(lists, i);
+    TensorPtrs<N> t{};
+    for (size_t k = 0; k < N; ++k) {
+      if (lists[k].empty()) continue;
+      Tensor x = lists[k][i];
+      if (!flat) {
+        Tensor dense = x.contiguous();
+        if (!dense.is_same(x)) {
+          keep_alive.push_back(dense);
+          if (mutated[k]) copy_back.emplace_back(x, dense);
+        }
+        x = dense;
+      }
+      t.data[k] = x.data_ptr();
+    }
+    t.numel = p.numel();
+    t.step = state_steps.empty() ? nullptr : step_ptr(state_steps[i], p.device(), keep_alive);
+    groups[{p.device().index(), p.scalar_type()}].push_back(t);
+  }
+
+  for (const auto& [key, tensors] : groups) {
+    const at::Device device(at::kCUDA, key.first);
+    const c10::cuda::CUDAGuard guard(device);
+    CommonArgs common;
+    common.lr = device_scalar(scalars.lr_tensor, scalars.lr, device, keep_alive);
+    common.grad_scale = device_scalar(scalars.grad_scale, 1.0, device, keep_alive);
+    common.found_inf = device_scalar(scalars.found_inf, 0.0, device, keep_alive);
+    common.weight_decay = weight_decay;
+    common.maximize = maximize;
+    const Span<TensorPtrs<N>> span{tensors.data(), static_cast<int64_t>(tensors.size())};
+    C10_CUDA_CHECK(launch(kernel_type(op, key.second), span, common,
+                          c10::cuda::getCurrentCUDAStream(key.first).stream()));
+  }
+  for (auto& [original, dense] : copy_back) original.copy_(dense);
+}
+
+void check_scalars(const char* op, const ScalarTensors& s) {
+  check_scalar_tensor(op, "lr_tensor", s.lr_tensor);
+  check_scalar_tensor(op, "grad_scale", s.grad_scale);
+  check_scalar_tensor(op, "found_inf", s.found_inf);
+}
+
+// ---------------------------------------------------------------- Momentum
+void momentum_cuda(TensorList params, TensorList grads, TensorList momentum_buffers, double lr,
+                   double momentum, double dampening, bool nesterov, double weight_decay,
+                   bool maximize, bool first_step, const optional<Tensor>& lr_tensor,
+                   const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf) {
+  const char* op = "optimizers::momentum_";
+  check_lists(op, params, {{"grads", grads, true}, {"momentum_buffers", momentum_buffers, false}});
+  TORCH_CHECK(momentum == 0.0 || momentum_buffers.size() == params.size(), op, ": momentum ",
+              momentum, " needs one momentum buffer per param");
+  const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
+  check_scalars(op, scalars);
+  MomentumArgs args{{}, momentum, dampening, nesterov, first_step};
+  run<momentum_list::kCount>(
+      op, {params, grads, momentum_buffers}, {true, false, true}, {}, scalars, weight_decay,
+      maximize, [&](ScalarType dtype, auto tensors, const CommonArgs& common, cudaStream_t stream) {
+        args.common = common;
+        return launch_momentum(dtype, tensors, args, stream);
+      });
+}
+
+// ---------------------------------------------------------------- RMSProp
+void rmsprop_cuda(TensorList params, TensorList grads, TensorList square_avgs, TensorList grad_avgs,
+                  TensorList momentum_buffers, double lr, double alpha, double eps,
+                  double weight_decay, double momentum, bool centered, bool maximize,
+                  const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
+                  const optional<Tensor>& found_inf) {
+  const char* op = "optimizers::rmsprop_";
+  check_lists(op, params,
+              {{"grads", grads, true},
+               {"square_avgs", square_avgs, true},
+               {"grad_avgs", grad_avgs, centered},
+               {"momentum_buffers", momentum_buffers, momentum > 0.0}});
+  const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
+  check_scalars(op, scalars);
+  RMSPropArgs args{{}, alpha, eps, momentum, centered};
+  run<rmsprop_list::kCount>(
+      op, {params, grads, square_avgs, grad_avgs, momentum_buffers},
+      {true, false, true, true, true}, {}, scalars, weight_decay, maximize,
+      [&](ScalarType dtype, auto tensors, const CommonArgs& common, cudaStream_t stream) {
+        args.common = common;
+        return launch_rmsprop(dtype, tensors, args, stream);
+      });
+}
+
+// ---------------------------------------------------------------- Adam / AdamW
+void adam_cuda(TensorList params, TensorList grads, TensorList exp_avgs, TensorList exp_avg_sqs,
+               TensorList max_exp_avg_sqs, TensorList state_steps, double lr, double beta1,
+               double beta2, double eps, double weight_decay, bool decoupled_weight_decay,
+               bool amsgrad, bool bias_correction, bool maximize, const optional<Tensor>& lr_tensor,
+               const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf) {
+  const char* op = "optimizers::adam_";
+  check_lists(op, params,
+              {{"grads", grads, true},
+               {"exp_avgs", exp_avgs, true},
+               {"exp_avg_sqs", exp_avg_sqs, true},
+               {"max_exp_avg_sqs", max_exp_avg_sqs, amsgrad}});
+  check_state_steps(op, params, state_steps);
+  const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
+  check_scalars(op, scalars);
+  AdamArgs args{{}, beta1, beta2, eps, decoupled_weight_decay, amsgrad, bias_correction};
+  run<adam_list::kCount>(
+      op, {params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs}, {true, false, true, true, true},
+      state_steps, scalars, weight_decay, maximize,
+      [&](ScalarType dtype, auto tensors, const CommonArgs& common, cudaStream_t stream) {
+        args.common = common;
+        return launch_adam(dtype, tensors, args, stream);
+      });
+}
+
+// ---------------------------------------------------------------- diffGrad
+void diffgrad_cuda(TensorList params, TensorList grads, TensorList exp_avgs, TensorList exp_avg_sqs,
+                   TensorList previous_grads, TensorList state_steps, double lr, double beta1,
+                   double beta2, double eps, double weight_decay, bool maximize,
+                   const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
+                   const optional<Tensor>& found_inf) {
+  const char* op = "optimizers::diffgrad_";
+  check_lists(op, params,
+              {{"grads", grads, true},
+               {"exp_avgs", exp_avgs, true},
+               {"exp_avg_sqs", exp_avg_sqs, true},
+               {"previous_grads", previous_grads, true}});
+  check_state_steps(op, params, state_steps);
+  const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
+  check_scalars(op, scalars);
+  DiffGradArgs args{{}, beta1, beta2, eps};
+  run<diffgrad_list::kCount>(
+      op, {params, grads, exp_avgs, exp_avg_sqs, previous_grads}, {true, false, true, true, true},
+      state_steps, scalars, weight_decay, maximize,
+      [&](ScalarType dtype, auto tensors, const CommonArgs& common, cudaStream_t stream) {
+        args.common = common;
+        return launch_diffgrad(dtype, tensors, args, stream);
+      });
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(optimizers, CUDA, m) {
+  m.impl("momentum_", &momentum_cuda);
+  m.impl("rmsprop_", &rmsprop_cuda);
+  m.impl("adam_", &adam_cuda);
+  m.impl("diffgrad_", &diffgrad_cuda);
+}
+
+}  // namespace fused_optim::cuda

@@ -1,0 +1,53 @@
+// Momentum (SGD with heavy-ball or Nesterov momentum) on CUDA: the functor that
+// applies rules.h's momentum_update to each chunk, and its launch.
+#include "../rules.h"
+#include "launch.h"
+#include "multi_tensor_apply.cuh"
+#include "scalars.cuh"
+
+namespace fused_optim::cuda {
+namespace {
+
+using namespace momentum_list;
+
+template <typename S, bool kHasMomentum, bool kFirstStep>
+struct MomentumFunctor {
+  MomentumArgs args;
+
+  template <typename Metadata>
+  __device__ void operator()(const Metadata& meta, const ChunkRef& chunk) const {
+    using T = opmath_t<S>;
+    const RunScalars s = read_run_scalars(args.common);
+    if (s.skip) return;
+    const MomentumCoeffs<T> c = make_momentum_coeffs(
+        grad_prep<T>(s, args.common.weight_decay, args.common.maximize), s.lr,
+        kHasMomentum ? args.momentum : 0.0, args.dampening, args.nesterov, kFirstStep);
+    S* const ptrs[kCount] = {meta.template chunk_ptr<S>(kParam, chunk),
+                             meta.template chunk_ptr<S>(kGrad, chunk),
+                             kHasMomentum ? meta.template chunk_ptr<S>(kBuffer, chunk) : nullptr};
+    // The first step sets the buffer without reading it.
+    constexpr unsigned kRead =
+        lists(kParam, kGrad) | (kHasMomentum && !kFirstStep ? lists(kBuffer) : 0u);
+    constexpr unsigned kWrite = lists(kParam) | (kHasMomentum ? lists(kBuffer) : 0u);
+    chunk_apply<kRead, kWrite>(ptrs, chunk.size, [&](T(&x)[kCount]) {
+      momentum_update(x[kParam], x[kGrad], x[kBuffer], c);
+    });
+  }
+};
+
+}  // namespace
+
+cudaError_t launch_momentum(ScalarType dtype, Span<TensorPtrs<kCount>> tensors,
+                            const MomentumArgs& args, cudaStream_t stream) {
+  return dispatch_scalar_type(dtype, [&](auto type) {
+    using S = typename decltype(type)::type;
+    return with_flag(args.momentum != 0.0, [&](auto has_momentum) {
+      return with_flag(args.first_step, [&](auto first_step) {
+        using F = MomentumFunctor<S, decltype(has_momentum)::value, decltype(first_step)::value>;
+        return multi_tensor_apply</*kHasStep=*/false>(tensors, F{args}, stream);
+      });
+    });
+  });
+}
+
+}  // namespace fused_optim::cuda

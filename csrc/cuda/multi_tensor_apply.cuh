@@ -1,0 +1,246 @@
+// Generic multi-tensor apply for CUDA: packs the tensors of a param group into
+// as few launches as fit, one block per chunk of one tensor, and runs a
+// per-optimizer functor on each chunk. It knows nothing of any rule.
+//
+// Each launch carries its tensors' addresses and sizes, and maps from block to
+// tensor and block to chunk, in the kernel's parameters (no host-to-device copy,
+// so a captured CUDA graph holds everything it needs). When the tensor slots or
+// the block map are full, the launch goes out and packing starts over, carrying
+// a half-done tensor into the next launch.
+//
+// Addresses are untyped: the functor gives each list its element type. The
+// element loop below (chunk_apply) assumes one type for all lists; fp32 master
+// weights for bf16 params would need only a variant of it that takes a type per
+// list.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "dtypes.cuh"
+#include "launch.h"
+
+namespace fused_optim::cuda {
+
+constexpr int kBlockThreads = 512;
+// Two resident blocks per multiprocessor (at most 64 registers a thread), so that
+// one block's loads are in flight while the other computes.
+constexpr int kMinBlocksPerSM = 2;
+// Elements per block: a multiple of every vector width times kBlockThreads, so
+// that chunk starts keep their tensor's alignment.
+constexpr int64_t kChunkElements = 1 << 16;
+constexpr int kVectorBytes = 16;
+
+// Kernel parameters may take 32764 bytes from CUDA 12.1 on (sm_70 and newer),
+// enough for hundreds of tensors per launch; 4096 before.
+#if CUDART_VERSION >= 12010
+constexpr int kMaxKernelParamBytes = 32764;
+#else
+constexpr int kMaxKernelParamBytes = 4096;
+#endif
+// Room left in the kernel parameters for the functor (the optimizer's scalars).
+constexpr int kFunctorParamBytes = 512;
+constexpr int kMetadataBytes = kMaxKernelParamBytes - kFunctorParamBytes;
+constexpr int kMostTensorsPerLaunch = 256;
+
+// One block's share of the work.
+struct ChunkRef {
+  int tensor;     // slot in the launch's metadata
+  int64_t begin;  // first element of the chunk, 64-bit: tensors may exceed 2^31 elements
+  int size;       // elements in the chunk, at most kChunkElements
+};
+
+template <int kDepth_, bool kHasStep_>
+struct TensorListMetadata {
+  static constexpr int kDepth = kDepth_;
+  static constexpr bool kHasStep = kHasStep_;
+  static constexpr int kTensorBytes =
+      kDepth * sizeof(void*) + sizeof(int64_t) + (kHasStep ? sizeof(float*) : 0);
+  static constexpr int kBlockBytes = sizeof(int32_t) + sizeof(uint16_t);
+  static constexpr int kMaxTensors = kMetadataBytes / 2 / kTensorBytes < kMostTensorsPerLaunch
+                                         ? kMetadataBytes / 2 / kTensorBytes
+                                         : kMostTensorsPerLaunch;
+  // Whatever the tensor slots leave, less the padding at the end of the struct.
+  static constexpr int kMaxBlocks = (kMetadataBytes - kMaxTensors * kTensorBytes - 8) / kBlockBytes;
+
+  void* addresses[kDepth][kMaxTensors];
+  int64_t numel[kMaxTensors];
+  const float* steps[kHasStep ? kMaxTensors : 1];
+  int32_t block_to_chunk[kMaxBlocks];  // chunk index within its tensor
+  uint16_t block_to_tensor[kMaxBlocks];
+
+  // The chunk's first element of list `list`.
+  template <typename S>
+  __device__ __forceinline__ S* chunk_ptr(int list, const ChunkRef& chunk) const {
+    return static_cast<S*>(addresses[list][chunk.tensor]) + chunk.begin;
+  }
+
+  __device__ __forceinline__ float step(const ChunkRef& chunk) const {
+    static_assert(kHasStep, "this launch carries no step counts");
+    return *steps[chunk.tensor];
+  }
+};
+
+// __grid_constant__: the metadata is read in place from the parameter space,
+// never copied to local memory, although it is indexed at run time.
+template <typename Metadata, typename Functor>
+__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSM)
+    multi_tensor_kernel(const __grid_constant__ Metadata meta, const __grid_constant__ Functor f) {
+  const int tensor = meta.block_to_tensor[blockIdx.x];
+  const int64_t begin = static_cast<int64_t>(meta.block_to_chunk[blockIdx.x]) * kChunkElements;
+  const int64_t left = meta.numel[tensor] - begin;
+  f(meta, ChunkRef{tensor, begin, static_cast<int>(left < kChunkElements ? left : kChunkElements)});
+}
+
+// Packs the chunks of every non-empty tensor into metadata and calls
+// launch(meta, blocks) whenever the tensor slots or the block map are full, and
+// once at the end. Host code without CUDA calls, so that it is tested without
+// a GPU (tests/cuda/test_pack_chunks.cu, with small capacities).
+template <typename Metadata, typename Launch>
+cudaError_t pack_chunks(Span<TensorPtrs<Metadata::kDepth>> tensors, Metadata& meta,
+                        const Launch& launch) {
+  static_assert(Metadata::kMaxTensors <= 65536, "block_to_tensor holds 16-bit slots");
+  int blocks = 0;
+  int slot = 0;  // the current tensor's slot
+  for (int64_t i = 0; i < tensors.size; ++i) {
+    const TensorPtrs<Metadata::kDepth>& t = tensors.data[i];
+    if (t.numel == 0) continue;
+    for (int k = 0; k < Metadata::kDepth; ++k) meta.addresses[k][slot] = t.data[k];
+    meta.numel[slot] = t.numel;
+    if constexpr (Metadata::kHasStep) meta.steps[slot] = t.step;
+
+    const int64_t chunks = (t.numel + kChunkElements - 1) / kChunkElements;
+    for (int64_t c = 0; c < chunks; ++c) {
+      meta.block_to_tensor[blocks] = static_cast<uint16_t>(slot);
+      meta.block_to_chunk[blocks] = static_cast<int32_t>(c);
+      ++blocks;
+      const bool last_chunk = c == chunks - 1;
+      if (blocks < Metadata::kMaxBlocks && !(last_chunk && slot == Metadata::kMaxTensors - 1))
+        continue;
+      if (cudaError_t err = launch(meta, blocks); err != cudaSuccess) return err;
+      blocks = 0;
+      if (last_chunk) {
+        slot = -1;  // the next tensor starts at slot 0
+      } else {      // the rest of this tensor continues in slot 0 of the next launch
+        for (int k = 0; k < Metadata::kDepth; ++k) meta.addresses[k][0] = meta.addresses[k][slot];
+        meta.numel[0] = meta.numel[slot];
+        if constexpr (Metadata::kHasStep) meta.steps[0] = meta.steps[slot];
+        slot = 0;
+      }
+    }
+    ++slot;
+  }
+  return blocks > 0 ? launch(meta, blocks) : cudaSuccess;
+}
+
+#if defined(FUSED_OPTIM_HOST_EMULATION)
+// Test seam: tests/cuda/host_emulation.h compiles the kernel files with a host
+// compiler and runs each block's threads one after another on the CPU (the
+// kernels share nothing between threads, so this is exact).
+template <typename Kernel, typename Metadata, typename Functor>
+cudaError_t emulate_launch(Kernel kernel, const Metadata& meta, const Functor& f, int blocks,
+                           int threads);
+#endif
+
+// Enqueues f on every chunk of every tensor on `stream`. f is called on the
+// device as f(meta, chunk) and reads the chunk's pointers from meta.
+template <bool kHasStep, int kDepth, typename Functor>
+cudaError_t multi_tensor_apply(Span<TensorPtrs<kDepth>> tensors, const Functor& f,
+                               cudaStream_t stream) {
+  using Metadata = TensorListMetadata<kDepth, kHasStep>;
+  static_assert(sizeof(Metadata) + sizeof(Functor) <= kMaxKernelParamBytes,
+                "kernel parameters too large");
+  Metadata meta;  // copied into the kernel's parameters at each launch, then refilled
+  return pack_chunks(tensors, meta, [&](const Metadata& m, int blocks) {
+#if defined(FUSED_OPTIM_HOST_EMULATION)
+    (void)stream;
+    return emulate_launch(multi_tensor_kernel<Metadata, Functor>, m, f, blocks, kBlockThreads);
+#else
+    multi_tensor_kernel<<<blocks, kBlockThreads, 0, stream>>>(m, f);
+    return cudaGetLastError();
+#endif
+  });
+}
+
+// 16 bytes of elements, loaded and stored as one vector.
+template <typename S, int kSize>
+struct alignas(kVectorBytes) Pack {
+  S v[kSize];
+};
+
+template <typename S>
+__device__ __forceinline__ bool is_vector_aligned(const S* p) {
+  return reinterpret_cast<uintptr_t>(p) % kVectorBytes == 0;
+}
+
+// The element loop of one chunk: loads element j of each list into opmath
+// registers x[0..kDepth), calls op(x), and stores the lists op may change.
+// kRead and kWrite are bit masks of the lists read and written (compile-time,
+// so that unused lists cost nothing; an unread list's x starts at 0). Where
+// every used pointer is 16-byte aligned, loads and stores are 16-byte vectors
+// with a scalar tail; otherwise every element is scalar.
+template <unsigned kRead, unsigned kWrite, int kDepth, typename S, typename Op>
+__device__ __forceinline__ void chunk_apply(S* const (&ptrs)[kDepth], int n, const Op& op) {
+  using T = opmath_t<S>;
+  constexpr int kVec = kVectorBytes / sizeof(S);
+  using V = Pack<S, kVec>;
+  constexpr unsigned kUsed = kRead | kWrite;
+
+  bool aligned = true;
+#pragma unroll
+  for (int k = 0; k < kDepth; ++k)
+    if ((kUsed >> k) & 1u) aligned = aligned && is_vector_aligned(ptrs[k]);
+  const int vector_end = aligned ? n - n % kVec : 0;
+
+  for (int i = threadIdx.x * kVec; i < vector_end; i += kBlockThreads * kVec) {
+    T x[kDepth][kVec];
+#pragma unroll
+    for (int k = 0; k < kDepth; ++k) {
+      if ((kRead >> k) & 1u) {
+        const V v = *reinterpret_cast<const V*>(ptrs[k] + i);
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) x[k][e] = to_opmath(v.v[e]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) x[k][e] = T(0);
+      }
+    }
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) {
+      T y[kDepth];
+#pragma unroll
+      for (int k = 0; k < kDepth; ++k) y[k] = x[k][e];
+      op(y);
+#pragma unroll
+      for (int k = 0; k < kDepth; ++k) x[k][e] = y[k];
+    }
+#pragma unroll
+    for (int k = 0; k < kDepth; ++k) {
+      if ((kWrite >> k) & 1u) {
+        V v;
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) v.v[e] = from_opmath<S>(x[k][e]);
+        *reinterpret_cast<V*>(ptrs[k] + i) = v;
+      }
+    }
+  }
+
+  for (int i = vector_end + threadIdx.x; i < n; i += kBlockThreads) {
+    T y[kDepth];
+#pragma unroll
+    for (int k = 0; k < kDepth; ++k) y[k] = ((kRead >> k) & 1u) ? to_opmath(ptrs[k][i]) : T(0);
+    op(y);
+#pragma unroll
+    for (int k = 0; k < kDepth; ++k)
+      if ((kWrite >> k) & 1u) ptrs[k][i] = from_opmath<S>(y[k]);
+  }
+}
+
+// Bit mask of list indices, for chunk_apply's kRead and kWrite.
+template <typename... I>
+__host__ __device__ constexpr unsigned lists(I... indices) {
+  return ((1u << indices) | ... | 0u);
+}
+
+}  // namespace fused_optim::cuda

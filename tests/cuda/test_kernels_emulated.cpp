@@ -1,0 +1,340 @@
+// The CUDA kernels run on the CPU (see host_emulation.h): each launch_* of
+// csrc/cuda must update every element of every tensor exactly as a plain loop
+// over the rules.h functions does, bit for bit, for every dtype, with odd sizes,
+// tensors of several chunks, hundreds of tensors (several launches), pointers
+// off the 16-byte grid (the scalar path), unused lists left null, lr and the
+// AMP scalars read through pointers, per-tensor step counts, and found_inf
+// skipping everything. Run by tests/test_cuda_compile.py; needs no GPU.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../../csrc/cuda/dtypes.cuh"
+#include "../../csrc/cuda/launch.h"
+#include "../../csrc/rules.h"
+
+// The kernels' built-in variables, assignable here (-D__STORAGE__=extern).
+extern "C" {
+uint3 threadIdx;
+uint3 blockIdx;
+dim3 blockDim;
+dim3 gridDim;
+int warpSize = 32;
+}
+
+using namespace fused_optim;
+using namespace fused_optim::cuda;
+
+namespace {
+
+template <typename S>
+ScalarType scalar_type();
+template <>
+ScalarType scalar_type<float>() {
+  return ScalarType::kFloat;
+}
+template <>
+ScalarType scalar_type<double>() {
+  return ScalarType::kDouble;
+}
+template <>
+ScalarType scalar_type<__half>() {
+  return ScalarType::kHalf;
+}
+template <>
+ScalarType scalar_type<__nv_bfloat16>() {
+  return ScalarType::kBFloat16;
+}
+
+template <typename S>
+const char* type_name() {
+  if constexpr (std::is_same_v<S, float>) return "float32";
+  if constexpr (std::is_same_v<S, double>) return "float64";
+  if constexpr (std::is_same_v<S, __half>) return "float16";
+  return "bfloat16";
+}
+
+// Tensor sizes: empty, odd, several chunks, and 300 small ones (two launches).
+std::vector<int64_t> test_sizes() {
+  std::vector<int64_t> sizes = {0, 1, 7, 4097, 2 * 65536 + 3, 0, 16, 31};
+  std::mt19937 rng(3);
+  for (int i = 0; i < 300; ++i) sizes.push_back(rng() % 200);
+  return sizes;
+}
+
+// The lists of one tensor set; each tensor's elements lie between guard
+// elements, which must come back unchanged.
+template <typename S, int N>
+struct Lists {
+  std::vector<int64_t> sizes;
+  unsigned used;  // bit k: list k is passed (else null)
+  std::vector<std::vector<S>> data[N];
+
+  // A vector's worth of guard elements keeps the data 16-byte aligned (malloc
+  // aligns to 16); one more puts it off the grid.
+  static constexpr int kGuard = 16 / sizeof(S);
+  static int offset(int k, size_t i) {
+    return kGuard + ((i % 3 == 2) || (k == 1 && i % 5 == 4) ? 1 : 0);
+  }
+
+  S* ptr(int k, size_t i) { return data[k][i].data() + offset(k, i); }
+
+  void fill(std::mt19937& rng, const std::function<double(int, std::mt19937&)>& value) {
+    for (int k = 0; k < N; ++k) {
+      data[k].assign(sizes.size(), {});
+      if (!((used >> k) & 1u)) continue;
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        data[k][i].resize(sizes[i] + 2 * kGuard + 1);
+        for (auto& x : data[k][i]) x = from_opmath<S>(static_cast<opmath_t<S>>(value(k, rng)));
+      }
+    }
+  }
+
+  std::vector<TensorPtrs<N>> pointers(const std::vector<float>& steps) {
+    std::vector<TensorPtrs<N>> out(sizes.size());
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      for (int k = 0; k < N; ++k) out[i].data[k] = ((used >> k) & 1u) ? ptr(k, i) : nullptr;
+      out[i].numel = sizes[i];
+      out[i].step = steps.empty() ? nullptr : &steps[i];
+    }
+    return out;
+  }
+
+  // Applies update(i, x) to every element in opmath, as a plain loop.
+  template <typename Update>
+  void apply(const Update& update) {
+    using T = opmath_t<S>;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      for (int64_t j = 0; j < sizes[i]; ++j) {
+        T x[N] = {};
+        for (int k = 0; k < N; ++k)
+          if ((used >> k) & 1u) x[k] = to_opmath(ptr(k, i)[j]);
+        update(i, x);
+        for (int k = 0; k < N; ++k)
+          if ((used >> k) & 1u) ptr(k, i)[j] = from_opmath<S>(x[k]);
+      }
+    }
+  }
+};
+
+template <typename S, int N>
+bool same_bits(const std::string& name, const Lists<S, N>& got, const Lists<S, N>& want) {
+  for (int k = 0; k < N; ++k) {
+    for (size_t i = 0; i < want.sizes.size(); ++i) {
+      const auto& a = got.data[k][i];
+      const auto& b = want.data[k][i];
+      if (a.size() != b.size()) return false;
+      for (size_t j = 0; j < a.size(); ++j) {
+        if (std::memcmp(&a[j], &b[j], sizeof(S)) != 0) {
+          std::printf("FAIL %s: list %d, tensor %zu (size %lld), element %lld: %.9g, want %.9g\n",
+                      name.c_str(), k, i, static_cast<long long>(want.sizes[i]),
+                      static_cast<long long>(j) - Lists<S, N>::offset(k, i),
+                      static_cast<double>(to_opmath(a[j])), static_cast<double>(to_opmath(b[j])));
+          return false;
+        }
+      }
+    }
+  }
+  return true;
+}
+
+// Runs launch on one copy and the plain loop on another; they must agree.
+template <typename S, int N, typename Launch, typename Update>
+bool check(const std::string& name, unsigned used, const std::vector<float>& steps,
+           const std::function<double(int, std::mt19937&)>& value, const Launch& launch,
+           const Update& update) {
+  std::mt19937 rng(42);
+  Lists<S, N> got{test_sizes(), used, {}};
+  got.fill(rng, value);
+  Lists<S, N> want = got;
+  const auto ptrs = got.pointers(steps);
+  const cudaError_t err =
+      launch(scalar_type<S>(), Span<TensorPtrs<N>>{ptrs.data(), static_cast<int64_t>(ptrs.size())});
+  if (err != cudaSuccess) {
+    std::printf("FAIL %s: launch returned %d\n", name.c_str(), static_cast<int>(err));
+    return false;
+  }
+  want.apply(update);
+  const bool ok = same_bits(name + " " + type_name<S>(), got, want);
+  if (ok) std::printf("ok   %s %s\n", name.c_str(), type_name<S>());
+  return ok;
+}
+
+double uniform(std::mt19937& rng, double lo, double hi) {
+  return std::uniform_real_distribution<double>(lo, hi)(rng);
+}
+
+// Params and grads in [-1, 1), states in [0, 1) (square averages stay >= 0).
+double default_value(int k, std::mt19937& rng) {
+  return k < 2 ? uniform(rng, -1, 1) : uniform(rng, 0, 1);
+}
+
+std::vector<float> test_steps() {
+  std::vector<float> steps;
+  for (size_t i = 0; i < test_sizes().size(); ++i)
+    steps.push_back(1.0f + static_cast<float>(i % 7));
+  return steps;
+}
+
+CommonArgs common(double lr, double weight_decay, bool maximize) {
+  CommonArgs c;
+  c.lr.value = lr;
+  c.grad_scale.value = 1.0;
+  c.found_inf.value = 0.0;
+  c.weight_decay = weight_decay;
+  c.maximize = maximize;
+  return c;
+}
+
+// Host copies of the values the kernels read through pointers.
+const float kLrOnDevice = 0.02f;
+const double kGradScaleOnDevice = 4.0;
+const float kFoundInf = 1.0f;
+
+template <typename S>
+bool check_momentum() {
+  using T = opmath_t<S>;
+  constexpr int N = momentum_list::kCount;
+  bool ok = true;
+  struct Config {
+    const char* name;
+    double momentum, dampening;
+    bool nesterov, first_step;
+  };
+  for (const Config& cfg : {Config{"momentum first step", 0.9, 0.1, false, true},
+                            Config{"momentum nesterov", 0.9, 0.0, true, false},
+                            Config{"momentum dampened", 0.8, 0.3, false, false},
+                            Config{"momentum 0 (no buffers)", 0.0, 0.0, false, false}}) {
+    MomentumArgs args{common(0.05, 0.01, true), cfg.momentum, cfg.dampening, cfg.nesterov,
+                      cfg.first_step};
+    args.common.lr.ptr = &kLrOnDevice;  // read through the pointer, not value
+    const bool has_buffer = cfg.momentum != 0.0;
+    const MomentumCoeffs<T> c = make_momentum_coeffs(make_grad_prep<T>(1.0, 0.01, true), kLrOnDevice,
+                                                     cfg.momentum, cfg.dampening, cfg.nesterov,
+                                                     cfg.first_step);
+    // On the first step the buffer holds garbage (NaN) that must not be read.
+    auto value = [&](int k, std::mt19937& rng) {
+      return k == 2 && cfg.first_step ? NAN : default_value(k, rng);
+    };
+    ok &= check<S, N>(
+        cfg.name, has_buffer ? 0b111u : 0b011u, {}, value,
+        [&](ScalarType t, auto span) { return launch_momentum(t, span, args, nullptr); },
+        [&](size_t, T(&x)[N]) {
+          T buf = has_buffer && !cfg.first_step ? x[2] : T(0);
+          momentum_update(x[0], x[1], buf, c);
+          if (has_buffer) x[2] = buf;
+        });
+  }
+  return ok;
+}
+
+template <typename S>
+bool check_rmsprop() {
+  using T = opmath_t<S>;
+  constexpr int N = rmsprop_list::kCount;
+  bool ok = true;
+  for (const bool centered : {false, true}) {
+    for (const double momentum : {0.0, 0.9}) {
+      RMSPropArgs args{common(0.01, 0.1, false), 0.9, 1e-3, momentum, centered};
+      args.common.grad_scale.ptr = &kGradScaleOnDevice;
+      args.common.grad_scale.is_double = true;
+      const RMSPropCoeffs<T> c = make_rmsprop_coeffs(
+          make_grad_prep<T>(1.0 / kGradScaleOnDevice, 0.1, false), 0.01, 0.9, 1e-3, momentum, centered);
+      const unsigned used = 0b00111u | (centered ? 0b01000u : 0u) | (momentum > 0 ? 0b10000u : 0u);
+      // grad_avg^2 <= square_avg keeps the centered root real.
+      auto value = [](int k, std::mt19937& rng) {
+        return k == 3   ? uniform(rng, -0.1, 0.1)
+               : k == 2 ? uniform(rng, 0.5, 1)
+                        : default_value(k, rng);
+      };
+      const std::string name = std::string("rmsprop") + (centered ? " centered" : "") +
+                               (momentum > 0 ? " momentum" : "");
+      ok &= check<S, N>(
+          name, used, {}, value,
+          [&](ScalarType t, auto span) { return launch_rmsprop(t, span, args, nullptr); },
+          [&](size_t, T(&x)[N]) { rmsprop_update(x[0], x[1], x[2], x[3], x[4], c); });
+    }
+  }
+  return ok;
+}
+
+template <typename S>
+bool check_adam() {
+  using T = opmath_t<S>;
+  constexpr int N = adam_list::kCount;
+  const std::vector<float> steps = test_steps();
+  bool ok = true;
+  struct Config {
+    const char* name;
+    bool decoupled, amsgrad, bias_correction, maximize;
+  };
+  for (const Config& cfg :
+       {Config{"adam", false, false, true, false},
+        Config{"adamw amsgrad maximize", true, true, true, true},
+        Config{"adam no bias correction, amsgrad", false, true, false, false}}) {
+    const double lr = 0.01, wd = 0.05, b1 = 0.8, b2 = 0.99, eps = 1e-6;
+    AdamArgs args{common(lr, wd, cfg.maximize), b1, b2, eps, cfg.decoupled, cfg.amsgrad,
+                  cfg.bias_correction};
+    auto update = [&](size_t i, T(&x)[N]) {
+      const AdamCoeffs<T> c = make_adam_coeffs(
+          make_grad_prep<T>(1.0, cfg.decoupled ? 0.0 : wd, cfg.maximize), lr, b1, b2, eps, steps[i],
+          cfg.bias_correction, cfg.decoupled ? wd : 0.0, cfg.amsgrad);
+      adam_update(x[0], x[1], x[2], x[3], x[4], c);
+    };
+    ok &= check<S, N>(
+        cfg.name, cfg.amsgrad ? 0b11111u : 0b01111u, steps, default_value,
+        [&](ScalarType t, auto span) { return launch_adam(t, span, args, nullptr); }, update);
+  }
+  // found_inf set (read through its pointer): nothing changes.
+  AdamArgs args{common(0.01, 0.0, false), 0.9, 0.999, 1e-8, false, true, true};
+  args.common.found_inf.ptr = &kFoundInf;
+  ok &= check<S, N>(
+      "adam found_inf skips", 0b11111u, steps, default_value,
+      [&](ScalarType t, auto span) { return launch_adam(t, span, args, nullptr); },
+      [](size_t, T(&)[N]) {});
+  return ok;
+}
+
+template <typename S>
+bool check_diffgrad() {
+  using T = opmath_t<S>;
+  constexpr int N = diffgrad_list::kCount;
+  const std::vector<float> steps = test_steps();
+  const double lr = 0.01, wd = 0.1, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  DiffGradArgs args{common(lr, wd, true), b1, b2, eps};
+  return check<S, N>(
+      "diffgrad", 0b11111u, steps, default_value,
+      [&](ScalarType t, auto span) { return launch_diffgrad(t, span, args, nullptr); },
+      [&](size_t i, T(&x)[N]) {
+        const AdamCoeffs<T> c = make_adam_coeffs(make_grad_prep<T>(1.0, wd, true), lr, b1, b2, eps,
+                                                 steps[i], true, 0.0, false);
+        diffgrad_update(x[0], x[1], x[2], x[3], x[4], c);
+      });
+}
+
+template <typename S>
+bool check_all() {
+  bool ok = check_momentum<S>();
+  ok &= check_rmsprop<S>();
+  ok &= check_adam<S>();
+  ok &= check_diffgrad<S>();
+  return ok;
+}
+
+}  // namespace
+
+int main() {
+  bool ok = check_all<float>();
+  ok &= check_all<double>();
+  ok &= check_all<__half>();
+  ok &= check_all<__nv_bfloat16>();
+  std::printf(ok ? "all ok\n" : "FAILED\n");
+  return ok ? 0 : 1;
+}
