@@ -32,8 +32,7 @@ def _extension():
     # -fno-math-errno and -fno-trapping-math let sqrt, division and selects
     # vectorize; results stay IEEE (no -ffast-math).
     cxx = ["-O3", f"-march={arch}", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
-    sources = ["csrc/ops.cpp", "csrc/checks.cpp", *sorted(glob.glob("csrc/cpu/*.cpp"))]
-    sources = [os.path.relpath(os.path.join(ROOT, s), ROOT) for s in sources]
+    sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))
     if _want_cuda():
         sources += sorted(glob.glob("csrc/cuda/*.cu")) + sorted(glob.glob("csrc/cuda/*.cpp"))
         return CUDAExtension(

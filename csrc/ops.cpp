@@ -1,4 +1,5 @@
-// The operator schemas, declared once. Each backend registers its kernels for
+// The operator schemas, declared once. Each operator advances its state_steps
+// (unless found_inf is set) and then updates params and state in one pass. Each backend registers its kernels for
 // these names under its own dispatch key (CPU in cpu/, CUDA in cuda/), so the
 // dispatcher picks the device and Python never branches on it.
 #include <torch/extension.h>
@@ -11,18 +12,19 @@ TORCH_LIBRARY(optimizers, m) {
       "Tensor? found_inf=None) -> ()");
   m.def(
       "rmsprop_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] square_avgs, "
-      "Tensor(c!)[] grad_avgs, Tensor(d!)[] momentum_buffers, *, float lr, float alpha, "
+      "Tensor(c!)[] grad_avgs, Tensor(d!)[] momentum_buffers, Tensor(e!)[] state_steps, *, "
+      "float lr, float alpha, "
       "float eps, float weight_decay, float momentum, bool centered, bool maximize, "
       "Tensor? lr_tensor=None, Tensor? grad_scale=None, Tensor? found_inf=None) -> ()");
   m.def(
       "adam_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] exp_avgs, "
-      "Tensor(c!)[] exp_avg_sqs, Tensor(d!)[] max_exp_avg_sqs, Tensor[] state_steps, *, "
+      "Tensor(c!)[] exp_avg_sqs, Tensor(d!)[] max_exp_avg_sqs, Tensor(e!)[] state_steps, *, "
       "float lr, float beta1, float beta2, float eps, float weight_decay, "
       "bool decoupled_weight_decay, bool amsgrad, bool bias_correction, bool maximize, "
       "Tensor? lr_tensor=None, Tensor? grad_scale=None, Tensor? found_inf=None) -> ()");
   m.def(
       "diffgrad_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] exp_avgs, "
-      "Tensor(c!)[] exp_avg_sqs, Tensor(d!)[] previous_grads, Tensor[] state_steps, *, "
+      "Tensor(c!)[] exp_avg_sqs, Tensor(d!)[] previous_grads, Tensor(e!)[] state_steps, *, "
       "float lr, float beta1, float beta2, float eps, float weight_decay, bool maximize, "
       "Tensor? lr_tensor=None, Tensor? grad_scale=None, Tensor? found_inf=None) -> ()");
 }

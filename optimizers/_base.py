@@ -41,6 +41,11 @@ class FusedOptimizer(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
         for group, choice in zip(self.param_groups, fused):
             group["fused"] = choice
+            for p in group["params"]:
+                state = self.state.get(p)
+                if state and "step" in state:
+                    # Kept as the kernels read it: a float32 tensor on the param's device.
+                    state["step"] = torch.as_tensor(state["step"], dtype=torch.float32, device=p.device)
 
     def __setstate__(self, state: dict) -> None:
         # A checkpoint of torch.optim (or an older version) may lack our keys.
@@ -70,20 +75,21 @@ class FusedOptimizer(torch.optim.Optimizer):
         return getattr(reference, self.op_name)
 
     def _params_with_grad(self, group_index: int, group: dict) -> list[Tensor]:
-        name = type(self).__name__
-        params = []
-        for i, p in enumerate(group["params"]):
-            if p.grad is None:
-                continue
-            where = f"param {i} of group {group_index} (shape {tuple(p.shape)})"
-            if p.grad.is_sparse:
-                raise RuntimeError(f"{name} does not support sparse gradients: {where} has a sparse grad")
-            if p.is_complex() or p.grad.is_complex():
-                raise RuntimeError(f"{name} does not support complex params or grads: {where} is {p.dtype}")
-            if not p.is_floating_point():
-                raise RuntimeError(f"{name} supports floating-point params only: {where} is {p.dtype}")
-            params.append(p)
+        params = [p for p in group["params"] if p.grad is not None]
+        for p in params:
+            if p.grad.is_sparse or not p.is_floating_point() or not p.grad.is_floating_point():
+                self._reject(group_index, group, p)
         return params
+
+    def _reject(self, group_index: int, group: dict, p: Tensor) -> None:
+        name = type(self).__name__
+        index = next(i for i, q in enumerate(group["params"]) if q is p)
+        where = f"param {index} of group {group_index} (shape {tuple(p.shape)})"
+        if p.grad.is_sparse:
+            raise RuntimeError(f"{name} does not support sparse gradients: {where} has a sparse grad")
+        if p.is_complex() or p.grad.is_complex():
+            raise RuntimeError(f"{name} does not support complex params or grads: {where} is {p.dtype}")
+        raise RuntimeError(f"{name} supports floating-point params only: {where} is {p.dtype}")
 
     def _scalar_args(self, group: dict) -> dict:
         """The arguments every operator shares: lr (a float, or a tensor in lr_tensor) and,
@@ -98,22 +104,10 @@ class FusedOptimizer(torch.optim.Optimizer):
             args["found_inf"] = found_inf
         return args
 
-    def _advance_steps(self, states: list[dict], params: list[Tensor]) -> list[Tensor]:
-        """Adds one to each float32 step count (kept on its param's device, as torch's fused
-        optimizers keep them) and returns them; a step skipped by GradScaler does not count."""
-        steps = []
-        for state, p in zip(states, params):
-            step = state["step"]
-            if not isinstance(step, Tensor) or step.dtype != torch.float32 or step.device != p.device:
-                step = torch.as_tensor(step, dtype=torch.float32, device=p.device)
-                state["step"] = step
-            steps.append(step)
-        found_inf = getattr(self, "found_inf", None)
-        if found_inf is None:
-            torch._foreach_add_(steps, 1.0)
-        else:
-            torch._foreach_add_(steps, [1.0 - found_inf.to(torch.float32).reshape(())] * len(steps))
-        return steps
+    @staticmethod
+    def _steps(states: list[dict]) -> list[Tensor]:
+        """The float32 step counts, which the operators advance (unless GradScaler skips the step)."""
+        return [state["step"] for state in states]
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None):

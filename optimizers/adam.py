@@ -64,7 +64,7 @@ class Adam(FusedOptimizer):
             for state, p in zip(states, params):
                 if "max_exp_avg_sq" not in state:
                     state["max_exp_avg_sq"] = zeros_like(p)
-        steps = self._advance_steps(states, params)
+        steps = self._steps(states)
         beta1, beta2 = group["betas"]
         kernel(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
                [s["max_exp_avg_sq"] for s in states] if amsgrad else [], steps,

@@ -53,7 +53,7 @@ class DiffGrad(FusedOptimizer):
         state["previous_grad"] = zeros_like(p)
 
     def _update(self, group, params, grads, states, kernel):
-        steps = self._advance_steps(states, params)
+        steps = self._steps(states)
         beta1, beta2 = group["betas"]
         kernel(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
                [s["previous_grad"] for s in states], steps, beta1=beta1, beta2=beta2, eps=group["eps"],

@@ -36,6 +36,12 @@ def _scalars(lr, lr_tensor, grad_scale, found_inf):
     return lr, inv_scale, skip
 
 
+def _advance(state_steps) -> None:
+    """The operators advance their step counts (skipped steps return before this)."""
+    for step in state_steps:
+        step.add_(1)
+
+
 def _prepared_grad(g: Tensor, p: Tensor, inv_scale: float, maximize: bool, weight_decay: float) -> Tensor:
     """Steps 1 and 2 of every rule: unscale, maximize, L2 weight decay."""
     g = _opmath(g)
@@ -67,11 +73,12 @@ def momentum_(params: Sequence[Tensor], grads, momentum_buffers, *, lr, momentum
         _store(p, p32.sub_(d, alpha=lr))
 
 
-def rmsprop_(params, grads, square_avgs, grad_avgs, momentum_buffers, *, lr, alpha, eps, weight_decay,
+def rmsprop_(params, grads, square_avgs, grad_avgs, momentum_buffers, state_steps, *, lr, alpha, eps, weight_decay,
              momentum, centered, maximize, lr_tensor=None, grad_scale=None, found_inf=None):
     lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
     if skip:
         return
+    _advance(state_steps)
     for i, (p, g) in enumerate(zip(params, grads)):
         p32 = _opmath(p)
         g = _prepared_grad(g, p, inv_scale, maximize, weight_decay)
@@ -112,6 +119,7 @@ def adam_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, *,
     lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
     if skip:
         return
+    _advance(state_steps)
     l2 = 0.0 if decoupled_weight_decay else weight_decay
     for i, (p, g) in enumerate(zip(params, grads)):
         p32 = _opmath(p)
@@ -137,6 +145,7 @@ def diffgrad_(params, grads, exp_avgs, exp_avg_sqs, previous_grads, state_steps,
     lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
     if skip:
         return
+    _advance(state_steps)
     for i, (p, g) in enumerate(zip(params, grads)):
         p32 = _opmath(p)
         g = _prepared_grad(g, p, inv_scale, maximize, weight_decay)

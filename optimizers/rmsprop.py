@@ -60,9 +60,8 @@ class RMSProp(FusedOptimizer):
                 state["grad_avg"] = zeros_like(p)
             if momentum > 0 and "momentum_buffer" not in state:
                 state["momentum_buffer"] = zeros_like(p)
-        self._advance_steps(states, params)
         kernel(params, grads, [s["square_avg"] for s in states],
                [s["grad_avg"] for s in states] if centered else [],
-               [s["momentum_buffer"] for s in states] if momentum > 0 else [],
+               [s["momentum_buffer"] for s in states] if momentum > 0 else [], self._steps(states),
                alpha=group["alpha"], eps=group["eps"], weight_decay=group["weight_decay"], momentum=momentum,
                centered=centered, maximize=group["maximize"], **self._scalar_args(group))

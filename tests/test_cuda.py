@@ -350,7 +350,7 @@ def _op_samples():
         ),
         pytest.param(
             "rmsprop_",
-            (lists(), lists(), lists(), [], []),
+            (lists(), lists(), lists(), [], [], steps),
             dict(
                 lr=0.1, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, maximize=False
             ),

@@ -27,7 +27,7 @@ OPERATORS = {
         ),
     ),
     "rmsprop_": (
-        ["params", "grads", "square_avgs", "grad_avgs", "momentum_buffers"],
+        ["params", "grads", "square_avgs", "grad_avgs", "momentum_buffers", "state_steps"],
         dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.9, centered=True, maximize=False),
     ),
     "adam_": (

@@ -19,8 +19,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rules", nargs="+", default=list(IMPLEMENTATIONS), choices=list(IMPLEMENTATIONS))
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS))
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--per-round", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=30,
+                        help="rounds of interleaved steps (each implementation steps --per-round times a round)")
+    parser.add_argument("--per-round", type=int, default=1)
     parser.add_argument("--out", default="results/speed")
     args = parser.parse_args(argv)
     workloads = args.workloads or DEFAULT_WORKLOADS["cuda" if args.device.startswith("cuda") else "cpu"]

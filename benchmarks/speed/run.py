@@ -67,7 +67,7 @@ def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_speed(rules: list[str], workloads: list[str], device: str = "cpu",
-              implementations: list[str] | None = None, rounds: int = 5, per_round: int = 4,
+              implementations: list[str] | None = None, rounds: int = 30, per_round: int = 1,
               progress: bool = True) -> pd.DataFrame:
     """The speed table: see the module docstring. `implementations` None means all of each rule's."""
     from tqdm import tqdm

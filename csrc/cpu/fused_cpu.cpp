@@ -10,6 +10,7 @@
 
 #include "../checks.h"
 #include "../rules.h"
+#include "../state_steps.h"
 #include "multi_tensor_cpu.h"
 
 // glibc's libmvec has SIMD versions of exp; declaring them lets the compiler
@@ -100,7 +101,8 @@ void momentum_cpu(TensorList params, TensorList grads, TensorList momentum_buffe
 
 // ---------------------------------------------------------------- RMSProp
 void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs,
-                 TensorList grad_avgs, TensorList momentum_buffers, double lr, double alpha,
+                 TensorList grad_avgs, TensorList momentum_buffers, TensorList state_steps,
+                 double lr, double alpha,
                  double eps, double weight_decay, double momentum, bool centered, bool maximize,
                  const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
                  const optional<Tensor>& found_inf) {
@@ -110,8 +112,10 @@ void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs,
                {"square_avgs", square_avgs, true},
                {"grad_avgs", grad_avgs, centered},
                {"momentum_buffers", momentum_buffers, momentum > 0.0}});
+  check_state_steps(op, params, state_steps);
   const Scalars s = read_scalars(op, lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
+  advance_steps(state_steps, found_inf);
   TensorLists<5> args{
       {vec(params), vec(grads), vec(square_avgs), vec(grad_avgs), vec(momentum_buffers)},
       {true, false, true, true, true}};
@@ -144,19 +148,13 @@ void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs,
 }
 
 // ---------------------------------------------------------------- Adam / AdamW
-std::vector<double> step_counts(TensorList state_steps) {
+// Advances the step counts and returns their new values.
+std::vector<double> advance(TensorList state_steps, const optional<Tensor>& found_inf) {
+  advance_steps(state_steps, found_inf);
   std::vector<double> out;
   out.reserve(state_steps.size());
-  for (const Tensor& step : state_steps) out.push_back(step.item<double>());
+  for (const Tensor& step : state_steps) out.push_back(step_value(step));
   return out;
-}
-
-void check_steps(const char* op, TensorList params, TensorList state_steps) {
-  TORCH_CHECK(state_steps.size() == params.size(), op, ": state_steps has ",
-              state_steps.size(), " tensors but params has ", params.size());
-  for (size_t i = 0; i < state_steps.size(); ++i)
-    TORCH_CHECK(state_steps[i].numel() == 1, op, ": state_steps[", i,
-                "] must hold one element, got shape ", state_steps[i].sizes());
 }
 
 void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorList exp_avg_sqs,
@@ -171,10 +169,10 @@ void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorLi
                {"exp_avgs", exp_avgs, true},
                {"exp_avg_sqs", exp_avg_sqs, true},
                {"max_exp_avg_sqs", max_exp_avg_sqs, amsgrad}});
-  check_steps(op, params, state_steps);
+  check_state_steps(op, params, state_steps);
   const Scalars s = read_scalars(op, lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
-  const auto steps = step_counts(state_steps);
+  const auto steps = advance(state_steps, found_inf);
   const double l2 = decoupled_weight_decay ? 0.0 : weight_decay;
   const double decoupled = decoupled_weight_decay ? weight_decay : 0.0;
   TensorLists<5> args{
@@ -216,10 +214,10 @@ void diffgrad_cpu(TensorList params, TensorList grads, TensorList exp_avgs,
                {"exp_avgs", exp_avgs, true},
                {"exp_avg_sqs", exp_avg_sqs, true},
                {"previous_grads", previous_grads, true}});
-  check_steps(op, params, state_steps);
+  check_state_steps(op, params, state_steps);
   const Scalars s = read_scalars(op, lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
-  const auto steps = step_counts(state_steps);
+  const auto steps = advance(state_steps, found_inf);
   TensorLists<5> args{
       {vec(params), vec(grads), vec(exp_avgs), vec(exp_avg_sqs), vec(previous_grads)},
       {true, false, true, true, true}};

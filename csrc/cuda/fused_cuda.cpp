@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../checks.h"
+#include "../state_steps.h"
 #include "launch.h"
 
 namespace fused_optim::cuda {
@@ -186,7 +187,8 @@ void momentum_cuda(TensorList params, TensorList grads, TensorList momentum_buff
 
 // ---------------------------------------------------------------- RMSProp
 void rmsprop_cuda(TensorList params, TensorList grads, TensorList square_avgs, TensorList grad_avgs,
-                  TensorList momentum_buffers, double lr, double alpha, double eps,
+                  TensorList momentum_buffers, TensorList state_steps, double lr, double alpha,
+                  double eps,
                   double weight_decay, double momentum, bool centered, bool maximize,
                   const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
                   const optional<Tensor>& found_inf) {
@@ -196,8 +198,11 @@ void rmsprop_cuda(TensorList params, TensorList grads, TensorList square_avgs, T
                {"square_avgs", square_avgs, true},
                {"grad_avgs", grad_avgs, centered},
                {"momentum_buffers", momentum_buffers, momentum > 0.0}});
+  check_state_steps(op, params, state_steps);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
   check_scalars(op, scalars);
+  if (skipped_on_host(found_inf)) return;
+  advance_steps(state_steps, found_inf);
   RMSPropArgs args{{}, alpha, eps, momentum, centered};
   run<rmsprop_list::kCount>(
       op, {params, grads, square_avgs, grad_avgs, momentum_buffers},
@@ -223,6 +228,8 @@ void adam_cuda(TensorList params, TensorList grads, TensorList exp_avgs, TensorL
   check_state_steps(op, params, state_steps);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
   check_scalars(op, scalars);
+  if (skipped_on_host(found_inf)) return;
+  advance_steps(state_steps, found_inf);  // before the launch, which reads them
   AdamArgs args{{}, beta1, beta2, eps, decoupled_weight_decay, amsgrad, bias_correction};
   run<adam_list::kCount>(
       op, {params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs}, {true, false, true, true, true},
@@ -248,6 +255,8 @@ void diffgrad_cuda(TensorList params, TensorList grads, TensorList exp_avgs, Ten
   check_state_steps(op, params, state_steps);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
   check_scalars(op, scalars);
+  if (skipped_on_host(found_inf)) return;
+  advance_steps(state_steps, found_inf);  // before the launch, which reads them
   DiffGradArgs args{{}, beta1, beta2, eps};
   run<diffgrad_list::kCount>(
       op, {params, grads, exp_avgs, exp_avg_sqs, previous_grads}, {true, false, true, true, true},
