@@ -1,6 +1,6 @@
 """pytest-benchmark suite of optimizer step time, built by the same setup factory as the CLI:
 
-    pytest benchmarks/bench_step.py --benchmark-only --benchmark-columns=median,iqr,ops
+pytest benchmarks/bench_step.py --benchmark-only --benchmark-columns=median,iqr,ops
 """
 
 import pytest

@@ -77,6 +77,8 @@ def run_metadata(device: str | torch.device = "cpu") -> dict[str, str | int]:
 
 def provenance_line(meta: dict) -> str:
     """One markdown line saying how a table was made."""
-    return (f"Made by `{meta['command']}` at commit `{meta['git_commit']}` with optimizers "
-            f"{meta['package_version']}, torch {meta['torch_version']}, on {meta['device']}, "
-            f"{meta['threads']} threads.")
+    return (
+        f"Made by `{meta['command']}` at commit `{meta['git_commit']}` with optimizers "
+        f"{meta['package_version']}, torch {meta['torch_version']}, on {meta['device']}, "
+        f"{meta['threads']} threads."
+    )

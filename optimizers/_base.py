@@ -58,8 +58,9 @@ class FusedOptimizer(torch.optim.Optimizer):
     def _init_state(self, group: dict, p: Tensor, state: dict) -> None:
         raise NotImplementedError
 
-    def _update(self, group: dict, params: list[Tensor], grads: list[Tensor], states: list[dict],
-                kernel: Callable) -> None:
+    def _update(
+        self, group: dict, params: list[Tensor], grads: list[Tensor], states: list[dict], kernel: Callable
+    ) -> None:
         raise NotImplementedError
 
     # -- shared machinery ----------------------------------------------------

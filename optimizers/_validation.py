@@ -11,8 +11,9 @@ import torch
 def _as_float(name: str, value) -> float:
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise ValueError(f"Invalid {name}: expected a number or a 1-element tensor, got shape "
-                             f"{tuple(value.shape)}")
+            raise ValueError(
+                f"Invalid {name}: expected a number or a 1-element tensor, got shape {tuple(value.shape)}"
+            )
         return float(value.item())
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ValueError(f"Invalid {name}: expected a number, got {value!r}")

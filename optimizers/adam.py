@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from optimizers import _validation
 from optimizers._base import FusedOptimizer, step_counter, zeros_like
 
@@ -40,8 +38,19 @@ class Adam(FusedOptimizer):
     op_name = "adam_"
     decoupled_weight_decay = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
-                 bias_correction=True, maximize=False, fused=None):
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        amsgrad=False,
+        *,
+        bias_correction=True,
+        maximize=False,
+        fused=None,
+    ):
         _validation.learning_rate(lr)
         _validation.betas(betas)
         _validation.non_negative("eps", eps)
@@ -49,8 +58,15 @@ class Adam(FusedOptimizer):
         _validation.flag("amsgrad", amsgrad)
         _validation.flag("bias_correction", bias_correction)
         _validation.flag("maximize", maximize)
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        bias_correction=bias_correction, maximize=maximize)
+        defaults = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            bias_correction=bias_correction,
+            maximize=maximize,
+        )
         super().__init__(params, defaults, fused)
 
     def _init_state(self, group, p, state):
@@ -66,11 +82,23 @@ class Adam(FusedOptimizer):
                     state["max_exp_avg_sq"] = zeros_like(p)
         steps = self._steps(states)
         beta1, beta2 = group["betas"]
-        kernel(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-               [s["max_exp_avg_sq"] for s in states] if amsgrad else [], steps,
-               beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-               decoupled_weight_decay=self.decoupled_weight_decay, amsgrad=amsgrad,
-               bias_correction=group["bias_correction"], maximize=group["maximize"], **self._scalar_args(group))
+        kernel(
+            params,
+            grads,
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [s["max_exp_avg_sq"] for s in states] if amsgrad else [],
+            steps,
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            decoupled_weight_decay=self.decoupled_weight_decay,
+            amsgrad=amsgrad,
+            bias_correction=group["bias_correction"],
+            maximize=group["maximize"],
+            **self._scalar_args(group),
+        )
 
 
 class AdamW(Adam):
@@ -83,7 +111,27 @@ class AdamW(Adam):
 
     decoupled_weight_decay = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
-                 bias_correction=True, maximize=False, fused=None):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                         bias_correction=bias_correction, maximize=maximize, fused=fused)
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=1e-2,
+        amsgrad=False,
+        *,
+        bias_correction=True,
+        maximize=False,
+        fused=None,
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            bias_correction=bias_correction,
+            maximize=maximize,
+            fused=fused,
+        )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from optimizers import _validation
 from optimizers._base import FusedOptimizer, step_counter, zeros_like
 
@@ -36,8 +34,9 @@ class DiffGrad(FusedOptimizer):
 
     op_name = "diffgrad_"
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False,
-                 fused=None):
+    def __init__(
+        self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False, fused=None
+    ):
         _validation.learning_rate(lr)
         _validation.betas(betas)
         _validation.non_negative("eps", eps)
@@ -55,6 +54,17 @@ class DiffGrad(FusedOptimizer):
     def _update(self, group, params, grads, states, kernel):
         steps = self._steps(states)
         beta1, beta2 = group["betas"]
-        kernel(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-               [s["previous_grad"] for s in states], steps, beta1=beta1, beta2=beta2, eps=group["eps"],
-               weight_decay=group["weight_decay"], maximize=group["maximize"], **self._scalar_args(group))
+        kernel(
+            params,
+            grads,
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [s["previous_grad"] for s in states],
+            steps,
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
+            **self._scalar_args(group),
+        )

@@ -34,8 +34,18 @@ class Momentum(FusedOptimizer):
 
     op_name = "momentum_"
 
-    def __init__(self, params, lr=1e-3, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False, *,
-                 maximize=False, fused=None):
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        momentum=0.9,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        *,
+        maximize=False,
+        fused=None,
+    ):
         _validation.learning_rate(lr)
         _validation.non_negative("momentum", momentum)
         _validation.finite("momentum", momentum)
@@ -44,10 +54,18 @@ class Momentum(FusedOptimizer):
         _validation.flag("nesterov", nesterov)
         _validation.flag("maximize", maximize)
         if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError(f"Nesterov momentum requires momentum > 0 and dampening = 0, got "
-                             f"momentum={momentum!r}, dampening={dampening!r}")
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize)
+            raise ValueError(
+                f"Nesterov momentum requires momentum > 0 and dampening = 0, got "
+                f"momentum={momentum!r}, dampening={dampening!r}"
+            )
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+        )
         super().__init__(params, defaults, fused)
 
     def _init_state(self, group, p, state):
@@ -55,8 +73,14 @@ class Momentum(FusedOptimizer):
 
     def _update(self, group, params, grads, states, kernel):
         momentum = group["momentum"]
-        hyper = dict(momentum=momentum, dampening=group["dampening"], nesterov=group["nesterov"],
-                     weight_decay=group["weight_decay"], maximize=group["maximize"], **self._scalar_args(group))
+        hyper = dict(
+            momentum=momentum,
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
+            weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
+            **self._scalar_args(group),
+        )
         if momentum == 0:
             kernel(params, grads, [], first_step=False, **hyper)
             return
@@ -71,8 +95,13 @@ class Momentum(FusedOptimizer):
             if first_step:
                 for i in chosen:
                     states[i]["momentum_buffer"] = zeros_like(params[i])
-            kernel([params[i] for i in chosen], [grads[i] for i in chosen],
-                   [states[i]["momentum_buffer"] for i in chosen], first_step=first_step, **hyper)
+            kernel(
+                [params[i] for i in chosen],
+                [grads[i] for i in chosen],
+                [states[i]["momentum_buffer"] for i in chosen],
+                first_step=first_step,
+                **hyper,
+            )
 
     def _first_step_skipped(self, group) -> bool:
         """True when GradScaler skips this step and a first step's buffer would be wrong afterwards.

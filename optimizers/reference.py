@@ -54,8 +54,22 @@ def _prepared_grad(g: Tensor, p: Tensor, inv_scale: float, maximize: bool, weigh
     return g
 
 
-def momentum_(params: Sequence[Tensor], grads, momentum_buffers, *, lr, momentum, dampening, nesterov,
-              weight_decay, maximize, first_step, lr_tensor=None, grad_scale=None, found_inf=None):
+def momentum_(
+    params: Sequence[Tensor],
+    grads,
+    momentum_buffers,
+    *,
+    lr,
+    momentum,
+    dampening,
+    nesterov,
+    weight_decay,
+    maximize,
+    first_step,
+    lr_tensor=None,
+    grad_scale=None,
+    found_inf=None,
+):
     lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
     if skip:
         return
@@ -73,8 +87,25 @@ def momentum_(params: Sequence[Tensor], grads, momentum_buffers, *, lr, momentum
         _store(p, p32.sub_(d, alpha=lr))
 
 
-def rmsprop_(params, grads, square_avgs, grad_avgs, momentum_buffers, state_steps, *, lr, alpha, eps, weight_decay,
-             momentum, centered, maximize, lr_tensor=None, grad_scale=None, found_inf=None):
+def rmsprop_(
+    params,
+    grads,
+    square_avgs,
+    grad_avgs,
+    momentum_buffers,
+    state_steps,
+    *,
+    lr,
+    alpha,
+    eps,
+    weight_decay,
+    momentum,
+    centered,
+    maximize,
+    lr_tensor=None,
+    grad_scale=None,
+    found_inf=None,
+):
     lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
     if skip:
         return
@@ -113,9 +144,27 @@ def _adam_moments(g, m, v, beta1, beta2):
     v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
 
 
-def adam_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, *, lr, beta1, beta2, eps,
-          weight_decay, decoupled_weight_decay, amsgrad, bias_correction, maximize, lr_tensor=None,
-          grad_scale=None, found_inf=None):
+def adam_(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    max_exp_avg_sqs,
+    state_steps,
+    *,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    decoupled_weight_decay,
+    amsgrad,
+    bias_correction,
+    maximize,
+    lr_tensor=None,
+    grad_scale=None,
+    found_inf=None,
+):
     lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
     if skip:
         return
@@ -134,14 +183,31 @@ def adam_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, *,
             v_max = torch.maximum(_opmath(max_exp_avg_sqs[i]), v)
             _store(max_exp_avg_sqs[i], v_max)
             v = v_max
-        step_size, inv_bc2_sqrt = adam_step_scalars(lr, beta1, beta2, float(state_steps[i].item()),
-                                                    bias_correction)
+        step_size, inv_bc2_sqrt = adam_step_scalars(
+            lr, beta1, beta2, float(state_steps[i].item()), bias_correction
+        )
         denom = v.sqrt().mul_(inv_bc2_sqrt).add_(eps)
         _store(p, p32.addcdiv_(m, denom, value=-step_size))
 
 
-def diffgrad_(params, grads, exp_avgs, exp_avg_sqs, previous_grads, state_steps, *, lr, beta1, beta2, eps,
-              weight_decay, maximize, lr_tensor=None, grad_scale=None, found_inf=None):
+def diffgrad_(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    previous_grads,
+    state_steps,
+    *,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    maximize,
+    lr_tensor=None,
+    grad_scale=None,
+    found_inf=None,
+):
     lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
     if skip:
         return

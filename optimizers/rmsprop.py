@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from optimizers import _validation
 from optimizers._base import FusedOptimizer, step_counter, zeros_like
 
@@ -35,8 +33,19 @@ class RMSProp(FusedOptimizer):
 
     op_name = "rmsprop_"
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *,
-                 maximize=False, fused=None):
+    def __init__(
+        self,
+        params,
+        lr=1e-2,
+        alpha=0.99,
+        eps=1e-8,
+        weight_decay=0.0,
+        momentum=0.0,
+        centered=False,
+        *,
+        maximize=False,
+        fused=None,
+    ):
         _validation.learning_rate(lr)
         _validation.closed_unit_interval("alpha", alpha)
         _validation.non_negative("eps", eps)
@@ -45,8 +54,15 @@ class RMSProp(FusedOptimizer):
         _validation.finite("momentum", momentum)
         _validation.flag("centered", centered)
         _validation.flag("maximize", maximize)
-        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                        centered=centered, maximize=maximize)
+        defaults = dict(
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+            maximize=maximize,
+        )
         super().__init__(params, defaults, fused)
 
     def _init_state(self, group, p, state):
@@ -60,8 +76,18 @@ class RMSProp(FusedOptimizer):
                 state["grad_avg"] = zeros_like(p)
             if momentum > 0 and "momentum_buffer" not in state:
                 state["momentum_buffer"] = zeros_like(p)
-        kernel(params, grads, [s["square_avg"] for s in states],
-               [s["grad_avg"] for s in states] if centered else [],
-               [s["momentum_buffer"] for s in states] if momentum > 0 else [], self._steps(states),
-               alpha=group["alpha"], eps=group["eps"], weight_decay=group["weight_decay"], momentum=momentum,
-               centered=centered, maximize=group["maximize"], **self._scalar_args(group))
+        kernel(
+            params,
+            grads,
+            [s["square_avg"] for s in states],
+            [s["grad_avg"] for s in states] if centered else [],
+            [s["momentum_buffer"] for s in states] if momentum > 0 else [],
+            self._steps(states),
+            alpha=group["alpha"],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            momentum=momentum,
+            centered=centered,
+            maximize=group["maximize"],
+            **self._scalar_args(group),
+        )

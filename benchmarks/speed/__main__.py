@@ -10,8 +10,10 @@ from .report import write_report
 from .run import run_speed
 from .shapes import WORKLOADS
 
-DEFAULT_WORKLOADS = {"cpu": ["1M", "16M", "64M", "resnet18", "resnet50"],
-                     "cuda": ["1M", "16M", "64M", "256M", "resnet50"]}
+DEFAULT_WORKLOADS = {
+    "cpu": ["1M", "16M", "64M", "resnet18", "resnet50"],
+    "cuda": ["1M", "16M", "64M", "256M", "resnet50"],
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,8 +21,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rules", nargs="+", default=list(IMPLEMENTATIONS), choices=list(IMPLEMENTATIONS))
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS))
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--rounds", type=int, default=30,
-                        help="rounds of interleaved steps (each implementation steps --per-round times a round)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=30,
+        help="rounds of interleaved steps (each implementation steps --per-round times a round)",
+    )
     parser.add_argument("--per-round", type=int, default=1)
     parser.add_argument("--out", default="results/speed")
     args = parser.parse_args(argv)

@@ -82,8 +82,14 @@ class Case:
         return VALUES_MOVED[self.rule] * self.numel * torch.finfo(self.dtype).bits // 8
 
 
-def build_case(rule: str, implementation: str, workload: str, device: str | torch.device = "cpu",
-               dtype: torch.dtype = torch.float32, seed: int = 0) -> Case:
+def build_case(
+    rule: str,
+    implementation: str,
+    workload: str,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+) -> Case:
     """Params of the workload's shapes with fixed random grads, the optimizer, and one step taken
     (so state exists and the timed steps are all steady-state)."""
     device = torch.device(device)

@@ -14,18 +14,26 @@ def markdown_table(df: pd.DataFrame) -> str:
     lines = []
     for device, per_device in df.groupby("device", sort=False):
         meta = per_device.iloc[0].to_dict()
-        lines += [f"### {device}", "", provenance_line(meta), "",
-                  f"Bandwidth floor: bytes each rule must move ÷ in-place triad bandwidth measured in the "
-                  f"same run. Times are the median [20th–80th percentile] of {int(meta['samples'])} steps.", "",
-                  "| workload | rule | ours ms | % of floor | peer | peer ms | speedup |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### {device}",
+            "",
+            provenance_line(meta),
+            "",
+            f"Bandwidth floor: bytes each rule must move ÷ in-place triad bandwidth measured in the "
+            f"same run. Times are the median [20th–80th percentile] of {int(meta['samples'])} steps.",
+            "",
+            "| workload | rule | ours ms | % of floor | peer | peer ms | speedup |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for (workload, rule), group in per_device.groupby(["workload", "rule"], sort=False):
             ours = group[group.implementation == "ours"].iloc[0]
             ours_cell = f"{ours.ms_median:.2f} [{ours.ms_p20:.2f}–{ours.ms_p80:.2f}]"
             for _, peer in group[group.implementation != "ours"].iterrows():
-                lines.append(f"| {workload} | {rule} | {ours_cell} | {ours.pct_of_floor:.0f}% | "
-                             f"{peer.implementation} | {peer.ms_median:.2f} | "
-                             f"{peer.ms_median / ours.ms_median:.2f}× |")
+                lines.append(
+                    f"| {workload} | {rule} | {ours_cell} | {ours.pct_of_floor:.0f}% | "
+                    f"{peer.implementation} | {peer.ms_median:.2f} | "
+                    f"{peer.ms_median / ours.ms_median:.2f}× |"
+                )
         lines.append("")
     return "\n".join(lines)
 
@@ -54,7 +62,9 @@ def bar_plot(df: pd.DataFrame, path: str) -> None:
         ax.axhline(85, color="tab:red", lw=0.8, ls="--")
         ax.set_ylabel("ours: % of byte-count floor")
     meta = df.iloc[0]
-    fig.suptitle(f"Optimizer step time on {meta.device}, torch {meta.torch_version}, commit {meta.git_commit}")
+    fig.suptitle(
+        f"Optimizer step time on {meta.device}, torch {meta.torch_version}, commit {meta.git_commit}"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

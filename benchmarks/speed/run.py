@@ -15,14 +15,20 @@ from . import bandwidth, timing
 from .cases import IMPLEMENTATIONS, build_case
 from .shapes import WORKLOADS, numel
 
-PEERS_OF_NOTE = {"momentum": "torch-fused", "adam": "torch-fused", "adamw": "torch-fused",
-                 "rmsprop": "torch-foreach", "diffgrad": "pytorch_optimizer"}
+PEERS_OF_NOTE = {
+    "momentum": "torch-fused",
+    "adam": "torch-fused",
+    "adamw": "torch-fused",
+    "rmsprop": "torch-foreach",
+    "diffgrad": "pytorch_optimizer",
+}
 """The peer each rule's target is stated against (issue: >= 1x torch fused, >= 4x foreach RMSprop,
 >= 5x pytorch_optimizer's DiffGrad)."""
 
 
-def measure_workload(rule: str, workload: str, device: torch.device, implementations: list[str],
-                     rounds: int, per_round: int) -> list[dict]:
+def measure_workload(
+    rule: str, workload: str, device: torch.device, implementations: list[str], rounds: int, per_round: int
+) -> list[dict]:
     """Times the implementations of one rule on one workload, and the bandwidth kernel, interleaved."""
     cases = [build_case(rule, impl, workload, device) for impl in implementations]
     n = numel(WORKLOADS[workload]())
@@ -32,13 +38,22 @@ def measure_workload(rule: str, workload: str, device: torch.device, implementat
     fns = [c.step for c in cases] + [k for k, _ in kernels]
     samples = timing.interleaved_samples(fns, device, rounds, per_round)
     # The floor uses the fastest of the bandwidth kernels (the most demanding floor).
-    gbps = max(nbytes / (timing.summarize(s)["ms_median"] * 1e6)
-               for (_, nbytes), s in zip(kernels, samples[len(cases):]))
+    gbps = max(
+        nbytes / (timing.summarize(s)["ms_median"] * 1e6)
+        for (_, nbytes), s in zip(kernels, samples[len(cases) :])
+    )
     rows = []
     for case, s in zip(cases, samples):
-        row = {"rule": rule, "implementation": case.implementation, "workload": workload,
-               "numel": case.numel, "dtype": str(case.dtype).removeprefix("torch."),
-               **timing.summarize(s), "bytes_per_step": case.bytes_per_step, "bandwidth_GBps": gbps}
+        row = {
+            "rule": rule,
+            "implementation": case.implementation,
+            "workload": workload,
+            "numel": case.numel,
+            "dtype": str(case.dtype).removeprefix("torch."),
+            **timing.summarize(s),
+            "bytes_per_step": case.bytes_per_step,
+            "bandwidth_GBps": gbps,
+        }
         row["floor_ms"] = case.bytes_per_step / (gbps * 1e6)
         row["pct_of_floor"] = 100.0 * row["floor_ms"] / row["ms_median"]
         rows.append(row)
@@ -66,9 +81,15 @@ def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def run_speed(rules: list[str], workloads: list[str], device: str = "cpu",
-              implementations: list[str] | None = None, rounds: int = 30, per_round: int = 1,
-              progress: bool = True) -> pd.DataFrame:
+def run_speed(
+    rules: list[str],
+    workloads: list[str],
+    device: str = "cpu",
+    implementations: list[str] | None = None,
+    rounds: int = 30,
+    per_round: int = 1,
+    progress: bool = True,
+) -> pd.DataFrame:
     """The speed table: see the module docstring. `implementations` None means all of each rule's."""
     from tqdm import tqdm
 

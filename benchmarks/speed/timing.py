@@ -23,8 +23,9 @@ def _time_once(fn: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - begin
 
 
-def interleaved_samples(fns: Sequence[Callable[[], None]], device: torch.device, rounds: int,
-                        per_round: int, warmup: int = 2) -> list[np.ndarray]:
+def interleaved_samples(
+    fns: Sequence[Callable[[], None]], device: torch.device, rounds: int, per_round: int, warmup: int = 2
+) -> list[np.ndarray]:
     """Seconds per call of each fn: `rounds` rounds, each timing `per_round` calls of every fn in turn."""
     for fn in fns:
         for _ in range(warmup):
