@@ -13,7 +13,8 @@ class RMSProp(FusedOptimizer):
         g &\leftarrow \pm g + \lambda p \\
         v &\leftarrow \alpha v + (1-\alpha) g^2 \\
         \bar g &\leftarrow \alpha \bar g + (1-\alpha) g, \quad
-            a = \sqrt{v - \bar g^2} + \epsilon \text{ (centered)}, \quad a = \sqrt{v} + \epsilon \text{ (else)} \\
+            a = \sqrt{v - \bar g^2} + \epsilon \text{ (centered)}, \quad
+            a = \sqrt{v} + \epsilon \text{ (else)} \\
         b &\leftarrow \mu b + g / a, \quad p \leftarrow p - \eta b \text{ (momentum > 0)}, \quad
             p \leftarrow p - \eta g / a \text{ (else)}
 

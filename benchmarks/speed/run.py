@@ -67,7 +67,7 @@ def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     df["speedup_vs_best_peer"] = float("nan")
     df["speedup_vs_target_peer"] = float("nan")
-    for (rule, workload, device), group in df.groupby(["rule", "workload", "device_type"]):
+    for (rule, _, _), group in df.groupby(["rule", "workload", "device_type"]):
         ours = group[group.implementation == "ours"]
         peers = group[group.implementation != "ours"]
         if ours.empty or peers.empty:

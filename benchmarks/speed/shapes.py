@@ -1,4 +1,4 @@
-"""Parameter lists of the speed benchmark: one flat tensor, or the shapes of a ResNet (no torchvision needed)."""
+"""Parameter lists of the speed benchmark: one flat tensor, or a ResNet's shapes (no torchvision)."""
 
 from __future__ import annotations
 
