@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 
 install:
 	$(PIP) install $(TORCH_SPEC)
-	$(PIP) install ninja pybind11 "setuptools>=64" wheel
+	$(PIP) install ninja pybind11 "setuptools>=77" wheel
 	$(PIP) install --no-build-isolation -e ".[test,bench]"
 
 test: install
