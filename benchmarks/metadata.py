@@ -82,3 +82,8 @@ def provenance_line(meta: dict) -> str:
         f"{meta['package_version']}, torch {meta['torch_version']}, on {meta['device']}, "
         f"{meta['threads']} threads."
     )
+
+
+def png_metadata(meta: dict) -> dict[str, str]:
+    """Text chunks for a PNG (`savefig(..., metadata=...)`): the provenance line, and the command alone."""
+    return {"Description": provenance_line(meta).replace("`", ""), "Source": str(meta["command"])}

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import problems as problem_registry
+from benchmarks.metadata import png_metadata
 
 from .metrics import lr_scores
 
@@ -45,7 +46,15 @@ def _legend_below(fig, handles, labels, ncol: int = 4) -> None:
 
 def _caption(runs: pd.DataFrame) -> str:
     m = runs.iloc[0]
-    return f"torch {m.torch_version}, optimizers {m.package_version}, commit {m.git_commit}"
+    return (
+        f"torch {m.torch_version}, optimizers {m.package_version}, commit {m.git_commit}, {m.threads} threads"
+    )
+
+
+def _save(fig, path: str, runs: pd.DataFrame, dpi: int) -> None:
+    """The figure as a PNG whose text chunks carry the provenance of the runs it shows (command, versions,
+    commit, device, threads; the visible caption has the short form)."""
+    fig.savefig(path, dpi=dpi, metadata=png_metadata(runs.iloc[0].to_dict()))
 
 
 # -- trajectories -----------------------------------------------------------------------------------
@@ -117,7 +126,7 @@ def trajectory_plot(
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
     fig.text(0.01, 0.01, _caption(runs), fontsize=7, color="grey")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path, runs, 110)
     plt.close(fig)
 
 
@@ -188,7 +197,7 @@ def loss_curve_plot(
     _legend_below(fig, [handles[o] for o in order], order)
     fig.text(0.01, 0.005, _caption(runs), fontsize=7, color="grey")
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
-    fig.savefig(path, dpi=100)
+    _save(fig, path, runs, 100)
     plt.close(fig)
 
 
@@ -245,7 +254,7 @@ def lr_sensitivity_plot(runs: pd.DataFrame, path: str, palette: dict[str, tuple]
     _legend_below(fig, [handles[o] for o in order], order)
     fig.text(0.01, 0.005, _caption(runs), fontsize=7, color="grey")
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
-    fig.savefig(path, dpi=90)
+    _save(fig, path, runs, 90)
     plt.close(fig)
 
 

@@ -127,6 +127,15 @@ def per_problem(
     return lines
 
 
+def _title(runs: pd.DataFrame) -> str:
+    saddle = runs.f_saddle.notna()
+    if saddle.all():
+        return "Escaping saddles"
+    if not saddle.any():
+        return "Convergence on test functions"
+    return "Convergence on test functions and saddles"
+
+
 def markdown_report(runs: pd.DataFrame, seconds: float | None = None) -> str:
     """The whole convergence.md: provenance, protocol, overview tables, and per-problem tables for the
     tuned lr and for the default hyperparameters."""
@@ -137,7 +146,7 @@ def markdown_report(runs: pd.DataFrame, seconds: float | None = None) -> str:
     grid = np.sort(runs[runs.stage == "grid"].lr.unique())
     final = reported_runs(runs, "final")
     default = reported_runs(runs, "default")
-    lines = ["# Convergence on test functions and saddles", "", provenance_line(meta), ""]
+    lines = [f"# {_title(runs)}", "", provenance_line(meta), ""]
     timing = f" The sweep took {seconds:.1f} s." if seconds is not None else ""
     if len(grid):
         lines += [

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,6 +29,7 @@ from benchmarks import problems as problem_registry
 from benchmarks.metadata import run_metadata
 from benchmarks.optimizer_specs import OptimizerSpec
 from benchmarks.problems import DEFAULT_START, Problem
+from benchmarks.resume import UnitStore, atomic_write, write_csv
 
 from .metrics import select_lr
 from .runner import BatchResult, Slab, log_record_steps, run_batch
@@ -64,47 +64,73 @@ def run_sweep(
     refine: Sequence[float] = REFINE,
     dtype: torch.dtype = torch.float64,
     threads: int | None = 1,
+    resume: bool = True,
 ) -> pd.DataFrame:
     """Runs the protocol for every optimizer (names from benchmarks.optimizer_specs, default DEFAULT) on
     every problem (names from benchmarks.problems, default all) and returns the runs DataFrame (one row
     per run, all stages; columns in README.md). With out_dir, writes runs.csv, curves.csv,
     trajectories.csv and sweep.json there. threads: torch threads during the sweep (None: leave as is);
-    the tensors are small, and on a shared machine extra threads mostly wait on each other."""
+    the tensors are small, and on a shared machine extra threads mostly wait on each other.
+
+    With out_dir, each stage batch is a unit of work saved under out_dir/units/ once it finishes (see
+    benchmarks.resume): a rerun with the same settings loads the finished stages and runs only the rest,
+    so an interrupted sweep resumes where it stopped. resume=False discards saved stages first. Each row
+    carries the provenance of the run that computed its stage; runs.attrs["units_loaded"] counts the
+    stages loaded from disk."""
     from tqdm.auto import tqdm
 
     specs, probs = _specs(optimizers), _problems(problems)
     tune_seeds = tuple(range(seeds))
     eval_seeds = tuple(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + seeds))
     record = log_record_steps(steps)
+    store = UnitStore(os.path.join(out_dir, "units"), fresh=not resume) if out_dir is not None else None
+    settings = _settings(specs, probs, seeds, steps, grid, refine, dtype)
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
-    started = time.perf_counter()
     torch.set_flush_denormal(True)  # runs converging to 0 must not crawl through denormals
     bar = tqdm(total=3 * steps, desc="convergence sweep", unit="step", disable=not progress)
-    batches: list[tuple[str, BatchResult]] = []
+    batches: list[tuple[str, BatchResult, dict]] = []
+
+    def stage(name: str, slabs: list[Slab], lrs: dict | None = None, **kwargs) -> BatchResult:
+        """One stage batch: loaded when a finished unit with these settings is on disk, else run."""
+        bar.set_postfix_str(name)
+        chosen_lrs = sorted(f"{o}|{p}|{lr!r}" for (o, p), lr in (lrs or {}).items())
+        key = {**settings, "stage": name, "lrs": chosen_lrs}
+
+        def compute() -> tuple[BatchResult, dict]:
+            batch = run_batch(probs, slabs, steps, dtype=dtype, progress=bar, **kwargs)
+            return batch, _provenance()  # records the threads the sweep ran with
+
+        if store is None:
+            batch, meta = compute()
+        else:
+            (batch, meta), loaded = store.get_or_compute(
+                f"{len(batches) + 1}-{name.replace(' ', '')}", key, compute
+            )
+            if loaded:
+                bar.update(steps)
+                bar.set_postfix_str(f"{name} (finished before, loaded)")
+        batches.append((name, batch, meta))
+        return batch
+
     try:
-        bar.set_postfix_str("grid + defaults")
         slabs = [Slab.uniform(s, lr, probs, tune_seeds, tags={"stage": "grid"}) for s in specs for lr in grid]
         slabs += [
             Slab.uniform(s, s.default_lr, probs, eval_seeds, tags={"stage": "default"}, record_curves=True)
             for s in specs
         ]
-        first = run_batch(probs, slabs, steps, dtype=dtype, record_steps=record, progress=bar)
-        batches.append(("grid + default", first))
+        first = stage("grid + default", slabs, record_steps=record)
         grid_runs = first.runs[first.runs.stage == "grid"]
 
-        bar.set_postfix_str("refine")
         best = _lr_table(select_lr(grid_runs))
         slabs = [
             Slab(s, {p.name: best[s.name, p.name] * f for p in probs}, tune_seeds, tags={"stage": "refine"})
             for s in specs
             for f in refine
         ]
-        second = run_batch(probs, slabs, steps, dtype=dtype, progress=bar)
-        batches.append(("refine", second))
+        second = stage("refine", slabs, best)
 
-        bar.set_postfix_str("final")
         chosen = _lr_table(select_lr(pd.concat([grid_runs, second.runs], ignore_index=True)))
         slabs = [
             Slab(
@@ -117,25 +143,19 @@ def run_sweep(
             )
             for s in specs
         ]
-        third = run_batch(probs, slabs, steps, dtype=dtype, record_steps=record, progress=bar)
-        batches.append(("final", third))
-        seconds = time.perf_counter() - started
-        meta = run_metadata()  # records the threads the sweep ran with
+        stage("final", slabs, chosen, record_steps=record)
+        meta = _provenance()
     finally:
         bar.close()
         torch.set_flush_denormal(False)  # torch's default
         torch.set_num_threads(previous_threads)
 
     runs, curves, trajectories = _combine(batches)
-    meta["git_dirty"] = meta["git_commit"].endswith("-dirty")
-    meta["platform"] = platform.platform()
-    for key, value in meta.items():
-        runs[key] = value
+    seconds = sum(b.seconds for _, b, _ in batches)  # compute time, the same however often it resumed
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
-        runs.to_csv(os.path.join(out_dir, "runs.csv"), index=False, float_format="%.10g")
-        curves.to_csv(os.path.join(out_dir, "curves.csv"), index=False, float_format="%.10g")
-        trajectories.to_csv(os.path.join(out_dir, "trajectories.csv"), index=False, float_format="%.10g")
+        for name, frame in (("runs", runs), ("curves", curves), ("trajectories", trajectories)):
+            write_csv(frame, os.path.join(out_dir, f"{name}.csv"), float_format="%.10g")
         sweep = {
             **meta,
             "optimizers": [s.name for s in specs],
@@ -147,27 +167,62 @@ def run_sweep(
             "dtype": str(dtype).removeprefix("torch."),
             "seconds": seconds,
             "batches": {
-                name: {"seconds": b.seconds, "steps_run": b.steps_run, "runs": len(b.runs)}
-                for name, b in batches
+                name: {
+                    "seconds": b.seconds,
+                    "steps_run": b.steps_run,
+                    "runs": len(b.runs),
+                    "by": m["command"],
+                }
+                for name, b, m in batches
             },
             "problem_info": [p.info() for p in probs],
         }
-        with open(os.path.join(out_dir, "sweep.json"), "w") as f:
-            json.dump(sweep, f, indent=1, default=str)
+        text = json.dumps(sweep, indent=1, default=str).encode()
+        atomic_write(os.path.join(out_dir, "sweep.json"), lambda f: f.write(text))
     runs.attrs["seconds"] = seconds
+    runs.attrs["units_loaded"] = store.loaded if store is not None else 0
     return runs
+
+
+def _provenance() -> dict:
+    meta = run_metadata()
+    meta["git_dirty"] = meta["git_commit"].endswith("-dirty")
+    meta["platform"] = platform.platform()
+    return meta
+
+
+def _settings(specs, probs, seeds, steps, grid, refine, dtype) -> dict:
+    """Everything a stage's result depends on besides its lrs: the key its saved unit is valid for."""
+    import optimizers
+
+    return {
+        "optimizers": [
+            [s.name, f"{s.cls.__module__}.{s.cls.__qualname__}", s.default_lr, s.hyper_json()] for s in specs
+        ],
+        "problems": [p.info() for p in probs],
+        "seeds": seeds,
+        "steps": steps,
+        "grid": [repr(float(x)) for x in grid],
+        "refine": [repr(float(x)) for x in refine],
+        "dtype": str(dtype),
+        "package_version": optimizers.__version__,
+        "torch_version": torch.__version__,
+    }
 
 
 def _lr_table(selected: pd.DataFrame) -> dict[tuple[str, str], float]:
     return {(row.optimizer, row.problem): float(row.lr) for row in selected.itertuples()}
 
 
-def _combine(batches: list[tuple[str, BatchResult]]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Concatenates the batches, giving every run a sweep-wide run_id (curves and trajectories too)."""
+def _combine(
+    batches: list[tuple[str, BatchResult, dict]],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Concatenates the batches, giving every run a sweep-wide run_id (curves and trajectories too) and
+    the provenance columns of the run that computed its batch."""
     runs, curves, trajectories = [], [], []
     offset = 0
-    for _, batch in batches:
-        runs.append(batch.runs.assign(run_id=batch.runs.run + offset))
+    for _, batch, meta in batches:
+        runs.append(batch.runs.assign(run_id=batch.runs.run + offset, **meta))
         curves.append(batch.curves.assign(run_id=batch.curves.run + offset))
         trajectories.append(batch.trajectories.assign(run_id=batch.trajectories.run + offset))
         offset += len(batch.runs)

@@ -25,6 +25,12 @@ FACTORIES: dict[str, Callable[[], Problem]] = {
 }
 """Every named problem of the sweep, in table order."""
 
+SADDLES: tuple[str, ...] = ("saddle-5x2-y2", "monkey-saddle", "quartic-saddle-10d")
+"""The problems that start next to a saddle (escape is tracked): `optbench saddles`."""
+
+FUNCTIONS: tuple[str, ...] = tuple(name for name in FACTORIES if name not in SADDLES)
+"""The test functions proper: `optbench functions`."""
+
 
 def get(names: Sequence[str] | None = None) -> list[Problem]:
     """Problems by name (all of FACTORIES when names is None)."""
@@ -45,6 +51,8 @@ def default_problems() -> list[Problem]:
 __all__ = [
     "DEFAULT_START",
     "FACTORIES",
+    "FUNCTIONS",
+    "SADDLES",
     "Beale",
     "MonkeySaddle",
     "Problem",

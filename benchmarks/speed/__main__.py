@@ -5,15 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 
+from benchmarks.resume import write_csv
+
 from .cases import IMPLEMENTATIONS
 from .report import write_report
-from .run import run_speed
+from .run import DEFAULT_WORKLOADS, run_speed
 from .shapes import WORKLOADS
-
-DEFAULT_WORKLOADS = {
-    "cpu": ["1M", "16M", "64M", "resnet18", "resnet50"],
-    "cuda": ["1M", "16M", "64M", "256M", "resnet50"],
-}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,10 +28,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="results/speed")
     args = parser.parse_args(argv)
     workloads = args.workloads or DEFAULT_WORKLOADS["cuda" if args.device.startswith("cuda") else "cpu"]
-    df = run_speed(args.rules, workloads, args.device, rounds=args.rounds, per_round=args.per_round)
-    os.makedirs(args.out, exist_ok=True)
+    df = run_speed(
+        args.rules,
+        workloads,
+        args.device,
+        rounds=args.rounds,
+        per_round=args.per_round,
+        units_dir=os.path.join(args.out, "units"),
+    )
     csv = os.path.join(args.out, f"speed_{df.device_type.iloc[0]}.csv")
-    df.to_csv(csv, index=False)
+    write_csv(df, csv)
     for path in [csv, *write_report(csv, args.out)]:
         print(path)
 

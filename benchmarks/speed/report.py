@@ -6,7 +6,8 @@ import os
 
 import pandas as pd
 
-from benchmarks.metadata import provenance_line
+from benchmarks.metadata import png_metadata, provenance_line
+from benchmarks.resume import atomic_write
 
 
 def markdown_table(df: pd.DataFrame) -> str:
@@ -47,11 +48,12 @@ def bar_plot(df: pd.DataFrame, path: str) -> None:
     import seaborn as sns
 
     workloads = list(dict.fromkeys(df.workload))
-    fig, axes = plt.subplots(2, len(workloads), figsize=(4.2 * len(workloads), 7.5), squeeze=False)
+    fig, axes = plt.subplots(2, len(workloads), figsize=(max(4.2 * len(workloads), 8.4), 7.5), squeeze=False)
     for col, workload in enumerate(workloads):
         part = df[df.workload == workload]
         ax = axes[0][col]
-        sns.barplot(data=part, x="rule", y="ms_median", hue="implementation", ax=ax, log_scale=True)
+        sns.barplot(data=part, x="rule", y="ms_median", hue="implementation", ax=ax)
+        ax.set_yscale("log")  # after drawing: seaborn 0.13's log_scale=True leaves the bars invisible
         ax.set_title(f"{workload} ({part.numel.iloc[0] / 1e6:.1f}M params)")
         ax.set_ylabel("ms per step (median)")
         ax.legend(fontsize=7)
@@ -65,18 +67,22 @@ def bar_plot(df: pd.DataFrame, path: str) -> None:
     fig.suptitle(
         f"Optimizer step time on {meta.device}, torch {meta.torch_version}, commit {meta.git_commit}"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.text(0.01, 0.005, f"{meta.command} · {meta.threads} threads", fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    fig.savefig(path, dpi=110, metadata=png_metadata(meta.to_dict()))
     plt.close(fig)
 
 
-def write_report(csv_path: str, out_dir: str) -> list[str]:
-    """speed.md and speed.png beside the CSV; returns the paths written."""
+def write_report(csv_path: str, out_dir: str, plots: bool = True) -> list[str]:
+    """<stem>.md and <stem>.png (the CSV's name, in out_dir) from the CSV alone; returns the paths
+    written."""
     df = pd.read_csv(csv_path)
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.splitext(os.path.basename(csv_path))[0]
     md, png = os.path.join(out_dir, f"{stem}.md"), os.path.join(out_dir, f"{stem}.png")
-    with open(md, "w") as f:
-        f.write(f"# Optimizer step time\n\n{markdown_table(df)}\n")
+    text = f"# Optimizer step time\n\n{markdown_table(df)}\n".encode()
+    atomic_write(md, lambda f: f.write(text))
+    if not plots:
+        return [md]
     bar_plot(df, png)
     return [md, png]

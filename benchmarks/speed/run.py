@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from benchmarks.metadata import run_metadata
+from benchmarks.resume import UnitStore
 
 from . import bandwidth, timing
 from .cases import IMPLEMENTATIONS, build_case
@@ -81,6 +82,13 @@ def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+DEFAULT_WORKLOADS = {
+    "cpu": ["1M", "16M", "64M", "resnet18", "resnet50"],
+    "cuda": ["1M", "16M", "64M", "256M", "resnet50"],
+}
+"""The workloads a full run measures, by device type."""
+
+
 def run_speed(
     rules: list[str],
     workloads: list[str],
@@ -89,16 +97,46 @@ def run_speed(
     rounds: int = 30,
     per_round: int = 1,
     progress: bool = True,
+    units_dir: str | None = None,
+    resume: bool = True,
 ) -> pd.DataFrame:
-    """The speed table: see the module docstring. `implementations` None means all of each rule's."""
-    from tqdm import tqdm
+    """The speed table: see the module docstring. `implementations` None means all of each rule's.
+
+    With units_dir, each (rule, workload) measurement is a unit saved there once it finishes (see
+    benchmarks.resume): a rerun with the same settings loads it instead of measuring again, so an
+    interrupted run resumes where it stopped; resume=False discards the saved units first. Each row
+    carries the provenance of the run that measured it; attrs["units_loaded"] counts the loaded units."""
+    from tqdm.auto import tqdm
 
     device = torch.device(device)
-    meta = run_metadata(device)
+    store = UnitStore(units_dir, fresh=not resume) if units_dir is not None else None
     jobs = [(r, w) for r in rules for w in workloads]
     rows = []
-    for rule, workload in tqdm(jobs, desc="speed", disable=not progress):
+    bar = tqdm(jobs, desc="speed", unit="measurement", disable=not progress)
+    for rule, workload in bar:
+        bar.set_postfix_str(f"{rule} on {workload}")
         impls = [i for i in IMPLEMENTATIONS[rule] if implementations is None or i in implementations]
-        for row in measure_workload(rule, workload, device, impls, rounds, per_round):
-            rows.append({**row, "device_type": device.type, **meta})
-    return add_ratios(pd.DataFrame(rows))
+
+        def measure(rule=rule, workload=workload, impls=impls) -> list[dict]:
+            meta = run_metadata(device)
+            measured = measure_workload(rule, workload, device, impls, rounds, per_round)
+            return [{**row, "device_type": device.type, **meta} for row in measured]
+
+        if store is None:
+            rows += measure()
+        else:
+            key = {
+                "rule": rule,
+                "workload": workload,
+                "device": str(device),
+                "implementations": impls,
+                "rounds": rounds,
+                "per_round": per_round,
+                "torch_version": torch.__version__,
+            }
+            unit, _ = store.get_or_compute(f"{device.type}-{rule}-{workload}", key, measure)
+            rows += unit
+    df = add_ratios(pd.DataFrame(rows))
+    df.attrs["units"] = len(jobs)
+    df.attrs["units_loaded"] = store.loaded if store is not None else 0
+    return df

@@ -1,0 +1,499 @@
+"""optbench: run the benchmarks of the fused optimizers, and rebuild their tables and plots.
+
+Results go to one folder per benchmark under --out (default results/; results/quick/ with --quick).
+Finished work units are kept on disk, so an interrupted command resumes where it stopped when run
+again; --fresh starts over. `optbench COMMAND --help` lists a command's options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+
+from benchmarks import optimizer_specs, problems
+
+PARTS = ("functions", "saddles", "cnn", "speed")
+"""The benchmarks, in the order `all` runs them; each writes to OUT/<part>/."""
+
+QUICK_OUT = os.path.join("results", "quick")
+
+SWEEP = {"seeds": 10, "steps": 1000}
+QUICK_SWEEP = {"seeds": 2, "steps": 100, "grid": (1e-4, 1e-3, 1e-2, 1e-1, 1.0)}
+"""functions and saddles: a full run tunes lr on the 13-point grid over 10 seeds and reports 10 held-out
+seeds at 1000 steps; a quick run tries 5 lrs on 2 seeds for 100 steps."""
+
+CNN_SEEDS, QUICK_CNN_SEEDS = 3, 1
+"""Seeds at the chosen lr; the epochs and the lr grid are benchmarks.cnn's per-dataset budget."""
+
+SPEED = {"rounds": 30}
+ALL_SPEED = {"cpu": {"workloads": ["1M", "16M", "resnet18", "resnet50"], "rounds": 10}}
+QUICK_SPEED = {"workloads": ["1M"], "rounds": 3}
+"""speed alone measures benchmarks.speed.run.DEFAULT_WORKLOADS in 30 rounds; within `all` on a CPU, the
+64M workload is left out and 10 rounds are taken, which keeps `all` to a few minutes on a small machine."""
+
+
+class UsageError(Exception):
+    """Bad input found after parsing: reported as one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block): `PROG: error: MESSAGE`, exit status 2."""
+
+    def error(self, message: str) -> None:
+        hint = "" if "choose from" in message else f" (see `{self.prog} --help`)"
+        self.exit(2, f"{self.prog}: error: {message}{hint}\n")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the command names beside their help: argparse measures them one indent short."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if action.dest == "command":
+            names = max(map(len, action.choices))
+            self._action_max_length = max(self._action_max_length, self._current_indent + 2 + names)
+
+
+def _count(text: str) -> int:
+    """A positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (1, 2, 3, ...), got {text!r}")
+    return value
+
+
+# -- the parser -------------------------------------------------------------------------------------
+def _run_options() -> argparse.ArgumentParser:
+    """Options of every command that runs a benchmark."""
+    parent = _Parser(add_help=False)
+    group = parent.add_argument_group("output and run control")
+    group.add_argument(
+        "--out",
+        metavar="DIR",
+        help=f"results folder, one subfolder per benchmark (default: results/; {QUICK_OUT}/ with --quick)",
+    )
+    group.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run of seconds")
+    group.add_argument(
+        "--fresh", action="store_true", help="discard finished work units in DIR instead of resuming"
+    )
+    group.add_argument("--no-plots", action="store_true", help="write the CSVs and tables only")
+    group.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parent
+
+
+def _optimizer_options(what: str) -> argparse.ArgumentParser:
+    parent = _Parser(add_help=False)
+    group = parent.add_argument_group("optimizers and seeds")
+    group.add_argument(
+        "--optimizers",
+        nargs="+",
+        metavar="NAME",
+        choices=[*optimizer_specs.SPECS, "torch"],
+        help=f"from {', '.join(optimizer_specs.SPECS)}; 'torch' adds every torch.optim counterpart "
+        f"(default: {', '.join(optimizer_specs.DEFAULT)})",
+    )
+    group.add_argument("--seeds", type=_count, metavar="N", help=what)
+    return parent
+
+
+def _device_option() -> argparse.ArgumentParser:
+    parent = _Parser(add_help=False)
+    parent.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="optbench", description=__doc__, formatter_class=_Formatter)
+    commands = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", parser_class=_Parser
+    )
+    run = _run_options()
+    sweep_seeds = "tuning seeds, and held-out seeds per reported row (default: 10; quick: 2)"
+    cnn_seeds = f"seeds at the chosen lr (default: {CNN_SEEDS}; quick: {QUICK_CNN_SEEDS})"
+    steps_help = "step budget of every run (default: 1000; quick: 100)"
+
+    for name, choices, help_text in (
+        (
+            "functions",
+            problems.FUNCTIONS,
+            "convergence on test functions (Rosenbrock, Beale, ill-conditioned quadratics, a ravine)",
+        ),
+        ("saddles", problems.SADDLES, "escape from saddles (5x² − y², monkey saddle, a 10-D strict saddle)"),
+    ):
+        sub = commands.add_parser(
+            name,
+            parents=[run, _optimizer_options(sweep_seeds)],
+            help=help_text,
+            description=f"{help_text[0].upper()}{help_text[1:]}: lr tuned on a log grid per optimizer "
+            f"and problem over tuning seeds, then reported on held-out seeds (benchmarks/convergence/). "
+            f"Writes OUT/{name}/: runs.csv, curves.csv, trajectories.csv, sweep.json, convergence.md, "
+            f"*.png; each stage of the sweep is a work unit in OUT/{name}/units/.",
+        )
+        group = sub.add_argument_group(f"{name} options")
+        group.add_argument(
+            "--problems",
+            nargs="+",
+            metavar="NAME",
+            choices=choices,
+            help=f"from {', '.join(choices)} (default: all)",
+        )
+        group.add_argument("--steps", type=_count, metavar="N", help=steps_help)
+
+    sub = commands.add_parser(
+        "cnn",
+        parents=[run, _optimizer_options(cnn_seeds), _device_option()],
+        help="a small CNN trained on digits (or MNIST, Fashion-MNIST, CIFAR-10 from local files)",
+        description="A small CNN trained by each optimizer: lr swept on a validation split, then several "
+        "seeds at the chosen lr (benchmarks/cnn/). Writes OUT/cnn/: cnn_epochs.csv, cnn.md, *.png; "
+        "each training run is a work unit in OUT/cnn/runs/.",
+    )
+    group = sub.add_argument_group("cnn options")
+    group.add_argument(
+        "--dataset",
+        default="digits",
+        help="digits (bundled with scikit-learn), mnist, fashion-mnist or cifar10 (default: digits)",
+    )
+    group.add_argument("--data-dir", metavar="DIR", help="folder with the dataset's files (all but digits)")
+    group.add_argument(
+        "--epochs", type=_count, metavar="N", help="epochs per run (default: the dataset's budget)"
+    )
+
+    from benchmarks.speed.cases import IMPLEMENTATIONS
+    from benchmarks.speed.shapes import WORKLOADS
+
+    sub = commands.add_parser(
+        "speed",
+        parents=[run, _device_option()],
+        help="time per optimizer step against torch.optim and the memory-bandwidth floor",
+        description="Time per step of each rule's implementations (ours, torch.optim fused / foreach / "
+        "for-loop, pytorch_optimizer) next to the memory-bandwidth floor (benchmarks/speed/). Writes "
+        "OUT/speed/: speed_<device>.csv, .md, .png; each (rule, workload) is a work unit in "
+        "OUT/speed/units/.",
+    )
+    group = sub.add_argument_group("speed options")
+    group.add_argument(
+        "--rules",
+        nargs="+",
+        metavar="RULE",
+        choices=list(IMPLEMENTATIONS),
+        help=f"from {', '.join(IMPLEMENTATIONS)} (default: all)",
+    )
+    group.add_argument(
+        "--workloads",
+        nargs="+",
+        metavar="NAME",
+        choices=list(WORKLOADS),
+        help=f"from {', '.join(WORKLOADS)} (default on cpu: 1M 16M 64M resnet18 resnet50; "
+        "on cuda: 1M 16M 64M 256M resnet50; quick: 1M)",
+    )
+    group.add_argument(
+        "--rounds",
+        type=_count,
+        metavar="N",
+        help="rounds of interleaved steps; one timed step of each implementation per round "
+        "(default: 30; quick: 3)",
+    )
+
+    sub = commands.add_parser(
+        "all",
+        parents=[run, _optimizer_options(f"{sweep_seeds}; for cnn: {cnn_seeds}"), _device_option()],
+        help="functions, saddles, cnn (digits) and speed on their defaults",
+        description="functions, saddles, cnn (digits) and speed, one after the other, on their defaults; "
+        "--device applies to cnn and speed (the convergence sweeps run on the CPU in float64). On a CPU, "
+        "speed measures 1M, 16M, resnet18 and resnet50 in 10 rounds. Rerun to resume.",
+    )
+    group = sub.add_argument_group("budgets")
+    group.add_argument("--steps", type=_count, metavar="N", help=f"functions and saddles: {steps_help}")
+    group.add_argument(
+        "--epochs", type=_count, metavar="N", help="cnn: epochs per run (default: the digits budget)"
+    )
+
+    sub = commands.add_parser(
+        "report",
+        help="tables and plots again from the CSVs, re-running nothing",
+        description="Rebuilds the tables and plots from the CSVs under --out (nothing is re-run; the same "
+        "CSVs give byte-identical tables).",
+    )
+    sub.add_argument(
+        "parts",
+        nargs="*",
+        metavar="PART",
+        help=f"from {', '.join(PARTS)} (default: every one with a CSV under DIR)",
+    )
+    sub.add_argument("--out", metavar="DIR", default="results", help="results folder (default: results/)")
+    sub.add_argument("--no-plots", action="store_true", help="tables only")
+    parser.commands = commands.choices  # name -> the command's parser
+    return parser
+
+
+# -- checks -----------------------------------------------------------------------------------------
+def writable_dir(path: str) -> str:
+    """Creates `path` if needed and checks that files can be written in it."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise UsageError(
+            f"cannot write to the output directory {path!r} ({reason}); give --out a writable DIR"
+        ) from None
+    return path
+
+
+def checked_device(name: str) -> str:
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    available = ["cpu", *(["cuda"] if gpus else []), *(f"cuda:{i}" for i in range(gpus))]
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or not (device.type == "cpu" or (device.type == "cuda" and (device.index or 0) < gpus)):
+        raise UsageError(f"device {name!r} is not available here; choose from {', '.join(available)}")
+    return name
+
+
+def _load_cnn():
+    try:
+        import benchmarks.cnn as cnn
+    except ImportError as e:
+        raise UsageError(f"the CNN benchmark (benchmarks.cnn) cannot be imported: {e}") from None
+    return cnn
+
+
+def checked_dataset(cnn, name: str) -> str:
+    if name not in cnn.DATASETS:
+        raise UsageError(f"unknown dataset {name!r}; choose from {', '.join(cnn.DATASETS)}")
+    return name
+
+
+# -- the commands -----------------------------------------------------------------------------------
+def _pick(value, quick: bool, full, fast):
+    """An option's value: as given, else the quick or the full default."""
+    if value is not None:
+        return value
+    return fast if quick else full
+
+
+def _out(args) -> str:
+    return args.out if args.out is not None else (QUICK_OUT if args.quick else "results")
+
+
+def _say(*lines: str) -> None:
+    for line in lines:
+        print(line, flush=True)
+
+
+def run_convergence(args, part: str) -> list[str]:
+    from benchmarks.convergence import run_sweep, write_report
+
+    out = writable_dir(os.path.join(_out(args), part))
+    names = getattr(args, "problems", None) or list(
+        problems.FUNCTIONS if part == "functions" else problems.SADDLES
+    )
+    kwargs = {"grid": QUICK_SWEEP["grid"]} if args.quick else {}
+    runs = run_sweep(
+        args.optimizers,
+        names,
+        seeds=_pick(args.seeds, args.quick, SWEEP["seeds"], QUICK_SWEEP["seeds"]),
+        steps=_pick(args.steps, args.quick, SWEEP["steps"], QUICK_SWEEP["steps"]),
+        out_dir=out,
+        progress=not args.no_progress,
+        resume=not args.fresh,
+        **kwargs,
+    )
+    loaded = runs.attrs["units_loaded"]
+    _say(f"{part}: {len(runs)} runs, {runs.attrs['seconds']:.1f} s of compute ({loaded} of 3 stages loaded)")
+    csv = os.path.join(out, "runs.csv")
+    return [csv, os.path.join(out, "curves.csv"), os.path.join(out, "trajectories.csv")] + write_report(
+        csv, out, plots=not args.no_plots
+    )
+
+
+def run_cnn_part(args, cnn=None, dataset: str = "digits", data_dir: str | None = None) -> list[str]:
+    cnn = cnn or _load_cnn()
+    dataset = checked_dataset(cnn, dataset)
+    out = writable_dir(os.path.join(_out(args), "cnn"))
+    if args.fresh:  # run_cnn resumes from the run files in OUT/cnn/runs/
+        shutil.rmtree(os.path.join(out, "runs"), ignore_errors=True)
+    try:
+        rows = cnn.run_cnn(
+            args.optimizers,
+            _pick(args.seeds, args.quick, CNN_SEEDS, QUICK_CNN_SEEDS),
+            args.epochs,
+            dataset,
+            data_dir,
+            out,
+            device=args.device,
+            quick=args.quick,
+            progress=not args.no_progress,
+        )
+    except cnn.DataNotFoundError as e:
+        message = " ".join(str(e).split())
+        raise UsageError(f"{message}; give --data-dir DIR with them, or --dataset digits (bundled)") from None
+    attrs = rows.attrs
+    if "ran" in attrs and "loaded" in attrs:
+        _say(f"cnn: {len(attrs['ran'])} runs trained, {len(attrs['loaded'])} loaded from {out}/runs")
+    csv = os.path.join(out, "cnn_epochs.csv")
+    return [csv, *_cnn_report(cnn, csv, out, plots=not args.no_plots)]
+
+
+def _cnn_report(cnn, csv: str, out: str, plots: bool) -> list[str]:
+    return cnn.write_cnn_report(csv, out) if plots else cnn.write_cnn_report(csv, out, plots=False)
+
+
+def run_speed_part(args, workloads: list[str] | None = None, rounds: int | None = None) -> list[str]:
+    import torch
+
+    from benchmarks.resume import write_csv
+    from benchmarks.speed.cases import IMPLEMENTATIONS
+    from benchmarks.speed.report import write_report
+    from benchmarks.speed.run import DEFAULT_WORKLOADS, run_speed
+
+    device_type = torch.device(args.device).type
+    out = writable_dir(os.path.join(_out(args), "speed"))
+    workloads = _pick(workloads, args.quick, DEFAULT_WORKLOADS[device_type], QUICK_SPEED["workloads"])
+    df = run_speed(
+        getattr(args, "rules", None) or list(IMPLEMENTATIONS),
+        workloads,
+        args.device,
+        rounds=_pick(rounds, args.quick, SPEED["rounds"], QUICK_SPEED["rounds"]),
+        progress=not args.no_progress,
+        units_dir=os.path.join(out, "units"),
+        resume=not args.fresh,
+    )
+    _say(f"speed: {len(df)} rows ({df.attrs['units_loaded']} of {df.attrs['units']} measurements loaded)")
+    csv = os.path.join(out, f"speed_{device_type}.csv")
+    write_csv(df, csv)
+    return [csv, *write_report(csv, out, plots=not args.no_plots)]
+
+
+def _rules_of(optimizer_names: Sequence[str] | None) -> list[str] | None:
+    """The speed benchmark's rules (momentum, rmsprop, ...) of some optimizer specs."""
+    if optimizer_names is None:
+        return None
+    by_class = {"sgd": "momentum", "rmsprop": "rmsprop", "adam": "adam", "adamw": "adamw"}
+    by_class |= {"momentum": "momentum", "diffgrad": "diffgrad"}
+    rules = [by_class.get(spec.cls.__name__.lower()) for spec in optimizer_specs.get(optimizer_names)]
+    return list(dict.fromkeys(r for r in rules if r is not None))
+
+
+def cmd_functions(args) -> list[str]:
+    return run_convergence(args, "functions")
+
+
+def cmd_saddles(args) -> list[str]:
+    return run_convergence(args, "saddles")
+
+
+def cmd_cnn(args) -> list[str]:
+    checked_device(args.device)
+    return run_cnn_part(args, dataset=args.dataset, data_dir=args.data_dir)
+
+
+def cmd_speed(args) -> list[str]:
+    checked_device(args.device)
+    return run_speed_part(args, args.workloads, args.rounds)
+
+
+def cmd_all(args) -> list[str]:
+    """Each part in turn, printing its files as soon as it is done; returns nothing more to print."""
+    import torch
+
+    checked_device(args.device)
+    cnn = _load_cnn()  # fail now rather than after the sweeps
+    for part in PARTS:
+        writable_dir(os.path.join(_out(args), part))
+    for part in ("functions", "saddles"):
+        _say(f"== {part}")
+        _say(*run_convergence(args, part))
+    _say("== cnn")
+    _say(*run_cnn_part(args, cnn))
+    args.rules = _rules_of(args.optimizers)
+    budget = ALL_SPEED.get(torch.device(args.device).type, {}) if not args.quick else {}
+    _say("== speed")
+    _say(*run_speed_part(args, budget.get("workloads"), budget.get("rounds")))
+    return []
+
+
+def cmd_report(args) -> list[str]:
+    out = args.out
+    found = {
+        "functions": [os.path.join(out, "functions", "runs.csv")],
+        "saddles": [os.path.join(out, "saddles", "runs.csv")],
+        "cnn": [os.path.join(out, "cnn", "cnn_epochs.csv")],
+        "speed": sorted(glob.glob(os.path.join(glob.escape(out), "speed", "speed_*.csv"))),
+    }
+    found = {part: [p for p in paths if os.path.isfile(p)] for part, paths in found.items()}
+    unknown = [part for part in args.parts if part not in PARTS]
+    if unknown:
+        raise UsageError(f"unknown part {unknown[0]!r}; choose from {', '.join(PARTS)}")
+    parts = list(dict.fromkeys(args.parts)) or [part for part in PARTS if found[part]]
+    missing = [part for part in parts if not found[part]]
+    if not parts or missing:
+        have = [part for part in PARTS if found[part]]
+        raise UsageError(
+            f"no results for {', '.join(missing or PARTS)} under {out!r} "
+            f"(parts with CSVs there: {', '.join(have) or 'none'}); run `optbench PART` first or pass --out"
+        )
+    written = []
+    for part in parts:
+        folder = writable_dir(os.path.join(out, part))
+        for csv in found[part]:
+            if part in ("functions", "saddles"):
+                from benchmarks.convergence import write_report
+
+                written += write_report(csv, folder, plots=not args.no_plots)
+            elif part == "cnn":
+                written += _cnn_report(_load_cnn(), csv, folder, plots=not args.no_plots)
+            else:
+                from benchmarks.speed.report import write_report as write_speed_report
+
+                written += write_speed_report(csv, folder, plots=not args.no_plots)
+    return written
+
+
+COMMANDS: dict[str, Callable] = {
+    "functions": cmd_functions,
+    "saddles": cmd_saddles,
+    "cnn": cmd_cnn,
+    "speed": cmd_speed,
+    "all": cmd_all,
+    "report": cmd_report,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the command's parser, whose --help lists what it takes
+        parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command is None:
+        parser.error(f"no command given; choose from {', '.join(COMMANDS)}")
+    prog = f"optbench {args.command}"
+    try:
+        written = COMMANDS[args.command](args)
+    except UsageError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(
+            f"{prog}: interrupted; finished work units are kept: run the same command again to resume",
+            file=sys.stderr,
+        )
+        sys.exit(130)
+    _say(*written)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""A small CNN sized to its input: stages of conv3x3-BN-ReLU then 2x2 max-pooling, halving the image
+while it is at least 4 pixels across, at most 3 times (8x8 digits: 2 stages down to 2x2; 28x28 MNIST: 3,
+to 3x3; 32x32 CIFAR: 3, to 4x4), then a linear head on the flattened features."""
+
+from __future__ import annotations
+
+from torch import nn
+
+WIDTHS = (32, 64, 128)
+"""Channels of the stages, in order; an input needs at most this many stages."""
+
+
+def stages_for(size: int) -> int:
+    """Pooling stages: halve while the image is at least 4 pixels across, at most len(WIDTHS) times."""
+    n = 0
+    while size >= 4 and n < len(WIDTHS):
+        size //= 2
+        n += 1
+    return n
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, in_channels: int, size: int, classes: int, widths: tuple[int, ...] | None = None):
+        super().__init__()
+        widths = WIDTHS[: stages_for(size)] if widths is None else tuple(widths)
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for width in widths:
+            layers += [
+                nn.Conv2d(channels, width, 3, padding=1, bias=False),  # BN supplies the bias
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+            channels = width
+            size //= 2
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(channels * size * size, classes)
+        self.description = (
+            f"SmallCNN(in {in_channels}ch, stages {list(widths)} of conv3x3-BN-ReLU-maxpool2, "
+            f"linear {self.head.in_features}->{classes})"
+        )
+
+    def forward(self, x):
+        return self.head(self.features(x).flatten(1))
+
+
+def build_model(shape: tuple[int, int, int], classes: int) -> SmallCNN:
+    """The model for (C, H, W) inputs (square images)."""
+    channels, height, width = shape
+    if height != width:
+        raise ValueError(f"SmallCNN expects square images, got {height}x{width}")
+    return SmallCNN(channels, height, classes)
