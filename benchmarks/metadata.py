@@ -80,7 +80,7 @@ def provenance_line(meta: dict) -> str:
     return (
         f"Made by `{meta['command']}` at commit `{meta['git_commit']}` with optimizers "
         f"{meta['package_version']}, torch {meta['torch_version']}, on {meta['device']}, "
-        f"{meta['threads']} threads."
+        f"{meta['threads']} thread{'' if int(meta['threads']) == 1 else 's'}."
     )
 
 

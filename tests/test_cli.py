@@ -287,7 +287,7 @@ def test_quick_saddles_with_plots(tmp_path, capsys):
     for png in pngs:
         text = Image.open(png).text
         assert text["Source"] == runs.command.iloc[0], png  # the command that made the runs
-        for part in ("commit", "torch", "threads"):
+        for part in ("commit", "torch", " thread"):
             assert part in text["Description"], (png, part)
 
 

@@ -20,9 +20,9 @@ import torch
 import torch.distributed as dist
 
 from benchmarks import optimizer_specs
+from benchmarks.resume import write_csv
 
 from .data import DATASETS, DataNotFoundError, load_dataset
-from .store import write_csv_atomic
 from .sweep import budget_for, row_metadata, typical_lr
 from .train import World, train_run
 
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                     replicas_identical=not mismatched,
                     **row_metadata(str(device)),
                 )
-                write_csv_atomic(frame, os.path.join(args.out, "ddp_epochs.csv"))
+                write_csv(frame, os.path.join(args.out, "ddp_epochs.csv"))
     finally:
         dist.destroy_process_group()
     return 0 if not mismatched else 1

@@ -8,6 +8,8 @@ import os
 
 import pandas as pd
 
+from benchmarks.metadata import png_metadata
+
 
 def _pyplot():
     import matplotlib
@@ -38,7 +40,7 @@ def _finish(fig, ax, rows: pd.DataFrame, path: str) -> None:
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4, frameon=False, fontsize=8)
     fig.text(0.01, 0.01, _caption(rows), fontsize=7, color="grey")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, metadata=png_metadata(rows.iloc[0].to_dict()))
     import matplotlib.pyplot as plt
 
     plt.close(fig)

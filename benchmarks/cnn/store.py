@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
+
+from benchmarks.resume import write_csv
 
 
 @dataclass(frozen=True)
@@ -26,27 +27,6 @@ class RunKey:
     def filename(self) -> str:
         slug = re.sub(r"[^a-z0-9]+", "-", self.optimizer.lower()).strip("-")
         return f"{self.stage}__{slug}__lr{self.lr:g}__seed{self.seed}.csv"
-
-
-def write_csv_atomic(frame: pd.DataFrame, path: str) -> None:
-    """Writes the CSV under a temporary name in the same folder and renames it into place: readers see the
-    old file or the complete new one, never a partial one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".csv")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make results private
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            frame.to_csv(f, index=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _matches(frame: pd.DataFrame, key: RunKey, config: str, epochs: int) -> bool:
@@ -78,5 +58,5 @@ def resumable_run(
                 return stored, False
         except (pd.errors.ParserError, pd.errors.EmptyDataError, AttributeError, KeyError):
             pass  # unreadable or from an older layout: run it again
-    write_csv_atomic(run(), path)
+    write_csv(run(), path)
     return pd.read_csv(path), True

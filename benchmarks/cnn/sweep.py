@@ -25,11 +25,12 @@ import torch
 from benchmarks import optimizer_specs
 from benchmarks.metadata import run_metadata
 from benchmarks.optimizer_specs import OptimizerSpec
+from benchmarks.resume import write_csv
 from optimizers import Momentum
 
 from .data import DATASETS, ImageData, load_dataset
 from .model import build_model
-from .store import RunKey, resumable_run, write_csv_atomic
+from .store import RunKey, resumable_run
 from .train import train_run
 
 SWEEP_SEED = 1000
@@ -232,7 +233,7 @@ def run_cnn(
 
     rows = pd.concat(frames, ignore_index=True)
     seconds = time.perf_counter() - started
-    write_csv_atomic(rows, os.path.join(out_dir, "cnn_epochs.csv"))
+    write_csv(rows, os.path.join(out_dir, "cnn_epochs.csv"))
     summary = {
         **meta,
         "dataset": dataset,
