@@ -31,10 +31,9 @@ CNN_SEEDS, QUICK_CNN_SEEDS = 3, 1
 """Seeds at the chosen lr; the epochs and the lr grid are benchmarks.cnn's per-dataset budget."""
 
 SPEED = {"rounds": 30}
-ALL_SPEED = {"cpu": {"workloads": ["1M", "16M", "resnet18", "resnet50"], "rounds": 10}}
 QUICK_SPEED = {"workloads": ["1M"], "rounds": 3}
-"""speed alone measures benchmarks.speed.run.DEFAULT_WORKLOADS in 30 rounds; within `all` on a CPU, the
-64M workload is left out and 10 rounds are taken, which keeps `all` to a few minutes on a small machine."""
+"""speed (alone or within `all`) measures benchmarks.speed.run.DEFAULT_WORKLOADS in 30 rounds: the
+published table."""
 
 
 class UsageError(Exception):
@@ -207,8 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[run, _optimizer_options(f"{sweep_seeds}; for cnn: {cnn_seeds}"), _device_option()],
         help="functions, saddles, cnn (digits) and speed on their defaults",
         description="functions, saddles, cnn (digits) and speed, one after the other, on their defaults; "
-        "--device applies to cnn and speed (the convergence sweeps run on the CPU in float64). On a CPU, "
-        "speed measures 1M, 16M, resnet18 and resnet50 in 10 rounds. Rerun to resume.",
+        "--device applies to cnn and speed (the convergence sweeps run on the CPU in float64). "
+        "Rerun to resume.",
     )
     group = sub.add_argument_group("budgets")
     group.add_argument("--steps", type=_count, metavar="N", help=f"functions and saddles: {steps_help}")
@@ -408,7 +407,6 @@ def cmd_speed(args) -> list[str]:
 
 def cmd_all(args) -> list[str]:
     """Each part in turn, printing its files as soon as it is done; returns nothing more to print."""
-    import torch
 
     checked_device(args.device)
     cnn = _load_cnn()  # fail now rather than after the sweeps
@@ -420,9 +418,8 @@ def cmd_all(args) -> list[str]:
     _say("== cnn")
     _say(*run_cnn_part(args, cnn))
     args.rules = _rules_of(args.optimizers)
-    budget = ALL_SPEED.get(torch.device(args.device).type, {}) if not args.quick else {}
     _say("== speed")
-    _say(*run_speed_part(args, budget.get("workloads"), budget.get("rounds")))
+    _say(*run_speed_part(args))
     return []
 
 
