@@ -15,7 +15,7 @@ test: install
 	$(PYTHON) -m pytest tests -q
 
 bench: install
-	$(PYTHON) -m benchmarks.speed --out results/speed
+	$(PYTHON) -m benchmarks all
 
 lint:
 	ruff check optimizers benchmarks tests

@@ -420,7 +420,7 @@ def cmd_all(args) -> list[str]:
     args.rules = _rules_of(args.optimizers)
     _say("== speed")
     _say(*run_speed_part(args))
-    return []
+    return _readme(args)
 
 
 def cmd_report(args) -> list[str]:
@@ -457,7 +457,17 @@ def cmd_report(args) -> list[str]:
                 from benchmarks.speed.report import write_report as write_speed_report
 
                 written += write_speed_report(csv, folder, plots=not args.no_plots)
-    return written
+    return written + _readme(args)
+
+
+def _readme(args) -> list[str]:
+    """The README's result tables follow results/ (the default --out) and nothing else."""
+    from benchmarks.metadata import REPO
+    from benchmarks.readme import update_readme
+
+    if os.path.abspath(_out(args)) != os.path.join(REPO, "results"):
+        return []
+    return [os.path.join(REPO, "README.md")] if update_readme(_out(args)) else []
 
 
 COMMANDS: dict[str, Callable] = {

@@ -50,10 +50,13 @@ def device_name(device: str | torch.device = "cpu") -> str:
 
 
 def command_line() -> str:
-    """The command as typed (python -m ..., or a console script), without the interpreter's path."""
+    """The command as typed (`optbench all`, `python -m benchmarks.speed ...`), without paths to the
+    interpreter or to a console script."""
     argv = list(getattr(sys, "orig_argv", sys.argv))
     if argv and os.path.basename(argv[0]).startswith("python"):
         argv[0] = "python"
+        if len(argv) > 1 and os.path.isfile(argv[1]) and not argv[1].endswith(".py"):
+            argv = [os.path.basename(argv[1]), *argv[2:]]  # a console script run by the interpreter
     elif argv:
         argv[0] = os.path.basename(argv[0])
     return " ".join(argv)

@@ -1,0 +1,86 @@
+"""Keeps the README's result tables equal to the files under results/: each block between
+`<!-- optbench:NAME -->` and `<!-- /optbench:NAME -->` is rewritten from results (never by hand)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pandas as pd
+
+from benchmarks.metadata import REPO
+from benchmarks.resume import atomic_write
+
+HEADLINE_WORKLOADS = ("16M", "resnet50")
+
+
+def _provenance_and_first_table(md_path: str, heading: str) -> str:
+    """The 'Made by' line of a report and the first table after `heading`."""
+    lines = open(md_path, encoding="utf-8").read().splitlines()
+    made_by = next(line for line in lines if line.startswith("Made by"))
+    start = lines.index(heading)
+    table_start = next(i for i in range(start, len(lines)) if lines[i].startswith("|"))
+    table_end = next((i for i in range(table_start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "\n".join([made_by, "", *lines[table_start:table_end]])
+
+
+def speed_headline(csv_path: str) -> str:
+    """Ours against the peer each target names, on the headline workloads."""
+    from benchmarks.metadata import provenance_line
+    from benchmarks.speed.run import PEERS_OF_NOTE
+
+    df = pd.read_csv(csv_path)
+    rows = [
+        provenance_line(df.iloc[0].to_dict()),
+        "",
+        "| workload | rule | ours ms | ours % of floor | peer | peer ms | peer % of floor | speedup |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for workload in HEADLINE_WORKLOADS:
+        for rule, peer_name in PEERS_OF_NOTE.items():
+            part = df[(df.workload == workload) & (df.rule == rule)]
+            ours = part[part.implementation == "ours"]
+            peer = part[part.implementation == peer_name]
+            if ours.empty or peer.empty:
+                continue
+            o, p = ours.iloc[0], peer.iloc[0]
+            rows.append(
+                f"| {workload} | {rule} | {o.ms_median:.2f} | {o.pct_of_floor:.0f}% | {peer_name} | "
+                f"{p.ms_median:.2f} | {p.pct_of_floor:.0f}% | {p.ms_median / o.ms_median:.2f}× |"
+            )
+    return "\n".join(rows)
+
+
+def blocks(results: str) -> dict[str, str]:
+    """NAME -> generated block, for the results present under `results`."""
+    makers = {
+        "functions": lambda: _provenance_and_first_table(
+            os.path.join(results, "functions", "convergence.md"), "## Tuned learning rate"
+        ),
+        "saddles": lambda: _provenance_and_first_table(
+            os.path.join(results, "saddles", "convergence.md"), "## Default hyperparameters"
+        ),
+        "cnn": lambda: _provenance_and_first_table(os.path.join(results, "cnn", "cnn.md"), "## Convergence"),
+        "speed": lambda: speed_headline(os.path.join(results, "speed", "speed_cpu.csv")),
+    }
+    out = {}
+    for name, make in makers.items():
+        try:
+            out[name] = make()
+        except (OSError, StopIteration, ValueError):
+            continue  # that part has not been run
+    return out
+
+
+def update_readme(results: str, readme: str = os.path.join(REPO, "README.md")) -> bool:
+    """Rewrites the marked blocks of `readme` from `results`; True when the file changed."""
+    if not os.path.isfile(readme):
+        return False
+    text = original = open(readme, encoding="utf-8").read()
+    for name, body in blocks(results).items():
+        pattern = re.compile(rf"(<!-- optbench:{name} -->\n).*?(<!-- /optbench:{name} -->)", re.S)
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
+    if text == original:
+        return False
+    atomic_write(readme, lambda f: f.write(text.encode("utf-8")))
+    return True
