@@ -44,4 +44,75 @@ void check_scalar_tensor(const char* op, const char* name, const std::optional<a
               t->sizes());
 }
 
+namespace {
+
+void check_scalars(const char* op, const std::optional<at::Tensor>& lr_tensor,
+                   const std::optional<at::Tensor>& grad_scale,
+                   const std::optional<at::Tensor>& found_inf) {
+  check_scalar_tensor(op, "lr_tensor", lr_tensor);
+  check_scalar_tensor(op, "grad_scale", grad_scale);
+  check_scalar_tensor(op, "found_inf", found_inf);
+}
+
+}  // namespace
+
+void check_momentum_args(at::TensorList params, at::TensorList grads,
+                         at::TensorList momentum_buffers, double momentum,
+                         const std::optional<at::Tensor>& lr_tensor,
+                         const std::optional<at::Tensor>& grad_scale,
+                         const std::optional<at::Tensor>& found_inf) {
+  const char* op = "optimizers::momentum_";
+  check_lists(op, params, {{"grads", grads, true}, {"momentum_buffers", momentum_buffers, false}});
+  TORCH_CHECK(momentum == 0.0 || momentum_buffers.size() == params.size(), op, ": momentum ",
+              momentum, " needs one momentum buffer per param");
+  check_scalars(op, lr_tensor, grad_scale, found_inf);
+}
+
+void check_rmsprop_args(at::TensorList params, at::TensorList grads, at::TensorList square_avgs,
+                        at::TensorList grad_avgs, at::TensorList momentum_buffers,
+                        at::TensorList state_steps, bool centered, double momentum,
+                        const std::optional<at::Tensor>& lr_tensor,
+                        const std::optional<at::Tensor>& grad_scale,
+                        const std::optional<at::Tensor>& found_inf) {
+  const char* op = "optimizers::rmsprop_";
+  check_lists(op, params,
+              {{"grads", grads, true},
+               {"square_avgs", square_avgs, true},
+               {"grad_avgs", grad_avgs, centered},
+               {"momentum_buffers", momentum_buffers, momentum > 0.0}});
+  check_state_steps(op, params, state_steps);
+  check_scalars(op, lr_tensor, grad_scale, found_inf);
+}
+
+void check_adam_args(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
+                     at::TensorList exp_avg_sqs, at::TensorList max_exp_avg_sqs,
+                     at::TensorList state_steps, bool amsgrad,
+                     const std::optional<at::Tensor>& lr_tensor,
+                     const std::optional<at::Tensor>& grad_scale,
+                     const std::optional<at::Tensor>& found_inf) {
+  const char* op = "optimizers::adam_";
+  check_lists(op, params,
+              {{"grads", grads, true},
+               {"exp_avgs", exp_avgs, true},
+               {"exp_avg_sqs", exp_avg_sqs, true},
+               {"max_exp_avg_sqs", max_exp_avg_sqs, amsgrad}});
+  check_state_steps(op, params, state_steps);
+  check_scalars(op, lr_tensor, grad_scale, found_inf);
+}
+
+void check_diffgrad_args(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
+                         at::TensorList exp_avg_sqs, at::TensorList previous_grads,
+                         at::TensorList state_steps, const std::optional<at::Tensor>& lr_tensor,
+                         const std::optional<at::Tensor>& grad_scale,
+                         const std::optional<at::Tensor>& found_inf) {
+  const char* op = "optimizers::diffgrad_";
+  check_lists(op, params,
+              {{"grads", grads, true},
+               {"exp_avgs", exp_avgs, true},
+               {"exp_avg_sqs", exp_avg_sqs, true},
+               {"previous_grads", previous_grads, true}});
+  check_state_steps(op, params, state_steps);
+  check_scalars(op, lr_tensor, grad_scale, found_inf);
+}
+
 }  // namespace fused_optim

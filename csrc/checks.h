@@ -28,4 +28,30 @@ void check_state_steps(const char* op, at::TensorList params, at::TensorList sta
 void check_scalar_tensor(const char* op, const char* name,
                          const std::optional<at::Tensor>& t);
 
+// The arguments of each operator, checked the same way by every backend: list
+// lengths, shapes, dtypes and devices, step counts, and the optional scalar
+// tensors (lr_tensor, grad_scale, found_inf: one element each).
+void check_momentum_args(at::TensorList params, at::TensorList grads,
+                         at::TensorList momentum_buffers, double momentum,
+                         const std::optional<at::Tensor>& lr_tensor,
+                         const std::optional<at::Tensor>& grad_scale,
+                         const std::optional<at::Tensor>& found_inf);
+void check_rmsprop_args(at::TensorList params, at::TensorList grads, at::TensorList square_avgs,
+                        at::TensorList grad_avgs, at::TensorList momentum_buffers,
+                        at::TensorList state_steps, bool centered, double momentum,
+                        const std::optional<at::Tensor>& lr_tensor,
+                        const std::optional<at::Tensor>& grad_scale,
+                        const std::optional<at::Tensor>& found_inf);
+void check_adam_args(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
+                     at::TensorList exp_avg_sqs, at::TensorList max_exp_avg_sqs,
+                     at::TensorList state_steps, bool amsgrad,
+                     const std::optional<at::Tensor>& lr_tensor,
+                     const std::optional<at::Tensor>& grad_scale,
+                     const std::optional<at::Tensor>& found_inf);
+void check_diffgrad_args(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
+                         at::TensorList exp_avg_sqs, at::TensorList previous_grads,
+                         at::TensorList state_steps, const std::optional<at::Tensor>& lr_tensor,
+                         const std::optional<at::Tensor>& grad_scale,
+                         const std::optional<at::Tensor>& found_inf);
+
 }  // namespace fused_optim

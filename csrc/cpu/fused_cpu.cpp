@@ -44,11 +44,8 @@ struct Scalars {
   bool skip;  // found_inf is set: the step is skipped
 };
 
-Scalars read_scalars(const char* op, double lr, const optional<Tensor>& lr_tensor,
-                     const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf) {
-  check_scalar_tensor(op, "lr_tensor", lr_tensor);
-  check_scalar_tensor(op, "grad_scale", grad_scale);
-  check_scalar_tensor(op, "found_inf", found_inf);
+Scalars read_scalars(double lr, const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
+                     const optional<Tensor>& found_inf) {
   Scalars s{lr, 1.0, false};
   if (lr_tensor.has_value()) s.lr = lr_tensor->item<double>();
   if (grad_scale.has_value()) s.inv_grad_scale = 1.0 / grad_scale->item<double>();
@@ -69,11 +66,8 @@ void momentum_cpu(TensorList params, TensorList grads, TensorList momentum_buffe
                   double momentum, double dampening, bool nesterov, double weight_decay,
                   bool maximize, bool first_step, const optional<Tensor>& lr_tensor,
                   const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf) {
-  const char* op = "optimizers::momentum_";
-  check_lists(op, params, {{"grads", grads, true}, {"momentum_buffers", momentum_buffers, false}});
-  TORCH_CHECK(momentum == 0.0 || momentum_buffers.size() == params.size(), op,
-              ": momentum ", momentum, " needs one momentum buffer per param");
-  const Scalars s = read_scalars(op, lr, lr_tensor, grad_scale, found_inf);
+  check_momentum_args(params, grads, momentum_buffers, momentum, lr_tensor, grad_scale, found_inf);
+  const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
   TensorLists<3> args{{vec(params), vec(grads), vec(momentum_buffers)}, {true, false, true}};
   with_flag(momentum != 0.0, [&](auto has_momentum) {
@@ -106,14 +100,9 @@ void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs,
                  double eps, double weight_decay, double momentum, bool centered, bool maximize,
                  const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
                  const optional<Tensor>& found_inf) {
-  const char* op = "optimizers::rmsprop_";
-  check_lists(op, params,
-              {{"grads", grads, true},
-               {"square_avgs", square_avgs, true},
-               {"grad_avgs", grad_avgs, centered},
-               {"momentum_buffers", momentum_buffers, momentum > 0.0}});
-  check_state_steps(op, params, state_steps);
-  const Scalars s = read_scalars(op, lr, lr_tensor, grad_scale, found_inf);
+  check_rmsprop_args(params, grads, square_avgs, grad_avgs, momentum_buffers, state_steps, centered,
+                     momentum, lr_tensor, grad_scale, found_inf);
+  const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
   advance_steps(state_steps, found_inf);
   TensorLists<5> args{
@@ -163,14 +152,9 @@ void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorLi
               bool amsgrad, bool bias_correction, bool maximize,
               const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
               const optional<Tensor>& found_inf) {
-  const char* op = "optimizers::adam_";
-  check_lists(op, params,
-              {{"grads", grads, true},
-               {"exp_avgs", exp_avgs, true},
-               {"exp_avg_sqs", exp_avg_sqs, true},
-               {"max_exp_avg_sqs", max_exp_avg_sqs, amsgrad}});
-  check_state_steps(op, params, state_steps);
-  const Scalars s = read_scalars(op, lr, lr_tensor, grad_scale, found_inf);
+  check_adam_args(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, amsgrad,
+                  lr_tensor, grad_scale, found_inf);
+  const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
   const auto steps = advance(state_steps, found_inf);
   const double l2 = decoupled_weight_decay ? 0.0 : weight_decay;
@@ -208,14 +192,9 @@ void diffgrad_cpu(TensorList params, TensorList grads, TensorList exp_avgs,
                   double lr, double beta1, double beta2, double eps, double weight_decay,
                   bool maximize, const optional<Tensor>& lr_tensor,
                   const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf) {
-  const char* op = "optimizers::diffgrad_";
-  check_lists(op, params,
-              {{"grads", grads, true},
-               {"exp_avgs", exp_avgs, true},
-               {"exp_avg_sqs", exp_avg_sqs, true},
-               {"previous_grads", previous_grads, true}});
-  check_state_steps(op, params, state_steps);
-  const Scalars s = read_scalars(op, lr, lr_tensor, grad_scale, found_inf);
+  check_diffgrad_args(params, grads, exp_avgs, exp_avg_sqs, previous_grads, state_steps, lr_tensor,
+                      grad_scale, found_inf);
+  const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
   const auto steps = advance(state_steps, found_inf);
   TensorLists<5> args{

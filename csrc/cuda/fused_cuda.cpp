@@ -159,23 +159,14 @@ void run(const char* op, const std::array<TensorList, N>& lists, const std::arra
   for (auto& [original, dense] : copy_back) original.copy_(dense);
 }
 
-void check_scalars(const char* op, const ScalarTensors& s) {
-  check_scalar_tensor(op, "lr_tensor", s.lr_tensor);
-  check_scalar_tensor(op, "grad_scale", s.grad_scale);
-  check_scalar_tensor(op, "found_inf", s.found_inf);
-}
-
 // ---------------------------------------------------------------- Momentum
 void momentum_cuda(TensorList params, TensorList grads, TensorList momentum_buffers, double lr,
                    double momentum, double dampening, bool nesterov, double weight_decay,
                    bool maximize, bool first_step, const optional<Tensor>& lr_tensor,
                    const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf) {
   const char* op = "optimizers::momentum_";
-  check_lists(op, params, {{"grads", grads, true}, {"momentum_buffers", momentum_buffers, false}});
-  TORCH_CHECK(momentum == 0.0 || momentum_buffers.size() == params.size(), op, ": momentum ",
-              momentum, " needs one momentum buffer per param");
+  check_momentum_args(params, grads, momentum_buffers, momentum, lr_tensor, grad_scale, found_inf);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
-  check_scalars(op, scalars);
   MomentumArgs args{{}, momentum, dampening, nesterov, first_step};
   run<momentum_list::kCount>(
       op, {params, grads, momentum_buffers}, {true, false, true}, {}, scalars, weight_decay,
@@ -193,14 +184,9 @@ void rmsprop_cuda(TensorList params, TensorList grads, TensorList square_avgs, T
                   const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
                   const optional<Tensor>& found_inf) {
   const char* op = "optimizers::rmsprop_";
-  check_lists(op, params,
-              {{"grads", grads, true},
-               {"square_avgs", square_avgs, true},
-               {"grad_avgs", grad_avgs, centered},
-               {"momentum_buffers", momentum_buffers, momentum > 0.0}});
-  check_state_steps(op, params, state_steps);
+  check_rmsprop_args(params, grads, square_avgs, grad_avgs, momentum_buffers, state_steps, centered,
+                     momentum, lr_tensor, grad_scale, found_inf);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
-  check_scalars(op, scalars);
   if (skipped_on_host(found_inf)) return;
   advance_steps(state_steps, found_inf);
   RMSPropArgs args{{}, alpha, eps, momentum, centered};
@@ -220,14 +206,9 @@ void adam_cuda(TensorList params, TensorList grads, TensorList exp_avgs, TensorL
                bool amsgrad, bool bias_correction, bool maximize, const optional<Tensor>& lr_tensor,
                const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf) {
   const char* op = "optimizers::adam_";
-  check_lists(op, params,
-              {{"grads", grads, true},
-               {"exp_avgs", exp_avgs, true},
-               {"exp_avg_sqs", exp_avg_sqs, true},
-               {"max_exp_avg_sqs", max_exp_avg_sqs, amsgrad}});
-  check_state_steps(op, params, state_steps);
+  check_adam_args(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, amsgrad,
+                  lr_tensor, grad_scale, found_inf);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
-  check_scalars(op, scalars);
   if (skipped_on_host(found_inf)) return;
   advance_steps(state_steps, found_inf);  // before the launch, which reads them
   AdamArgs args{{}, beta1, beta2, eps, decoupled_weight_decay, amsgrad, bias_correction};
@@ -247,14 +228,9 @@ void diffgrad_cuda(TensorList params, TensorList grads, TensorList exp_avgs, Ten
                    const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
                    const optional<Tensor>& found_inf) {
   const char* op = "optimizers::diffgrad_";
-  check_lists(op, params,
-              {{"grads", grads, true},
-               {"exp_avgs", exp_avgs, true},
-               {"exp_avg_sqs", exp_avg_sqs, true},
-               {"previous_grads", previous_grads, true}});
-  check_state_steps(op, params, state_steps);
+  check_diffgrad_args(params, grads, exp_avgs, exp_avg_sqs, previous_grads, state_steps, lr_tensor,
+                      grad_scale, found_inf);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
-  check_scalars(op, scalars);
   if (skipped_on_host(found_inf)) return;
   advance_steps(state_steps, found_inf);  // before the launch, which reads them
   DiffGradArgs args{{}, beta1, beta2, eps};
