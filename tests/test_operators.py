@@ -51,7 +51,7 @@ OPERATORS = {
 }
 
 
-def valid_call(name: str) -> tuple[dict, dict]:
+def valid_call(name: str, device: str = "cpu") -> tuple[dict, dict]:
     """Named list arguments and keyword arguments of a small valid call; squares are non-negative."""
     gen = torch.Generator().manual_seed(0)
     list_names, kwargs = OPERATORS[name]
@@ -62,6 +62,7 @@ def valid_call(name: str) -> tuple[dict, dict]:
         else:
             tensors = [torch.randn(s, generator=gen) for s in SHAPES]
             lists[arg] = [t.abs() for t in tensors] if "sq" in arg else tensors
+    lists = {arg: [t.to(device) for t in tensors] for arg, tensors in lists.items()}
     return lists, dict(kwargs)
 
 
@@ -177,9 +178,17 @@ OPCHECK_CALLS = [pytest.param(name, {}, id=name) for name in OPERATORS] + [
 ]
 
 
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name, extra", OPCHECK_CALLS)
-def test_opcheck(name, extra):
-    lists, kwargs = valid_call(name)
-    kwargs.update(extra)
+def test_opcheck(name, extra, device):
+    """Each backend's kernel under opcheck; on CUDA the scalar tensors live on the device too."""
+    lists, kwargs = valid_call(name, device)
+    kwargs.update({k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in extra.items()})
     op = getattr(torch.ops.optimizers, name).default
     torch.library.opcheck(op, tuple(lists.values()), kwargs)
