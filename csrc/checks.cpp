@@ -2,31 +2,55 @@
 
 namespace fused_optim {
 
-void check_lists(const char* op, at::TensorList params, const std::vector<NamedList>& lists) {
-  for (const auto& list : lists) {
-    if (!list.required && list.tensors.empty()) continue;
-    TORCH_CHECK(list.tensors.size() == params.size(), op, ": ", list.name, " has ",
-                list.tensors.size(), " tensors but params has ", params.size());
-  }
+namespace {
+
+void check_list_length(const char* op, at::TensorList params, const char* name, at::TensorList list) {
+  TORCH_CHECK(list.size() == params.size(), op, ": ", name, " has ", list.size(),
+              " tensors but params has ", params.size());
+}
+
+// t (list `name`, entry i) lies where params[i] does, with its shape and the expected dtype.
+void check_like(const char* op, const char* name, size_t i, const at::Tensor& t, const at::Tensor& p,
+                at::ScalarType dtype, const char* dtype_of) {
+  TORCH_CHECK(!t.is_sparse(), op, ": ", name, "[", i,
+              "] is sparse; sparse gradients are not supported");
+  TORCH_CHECK(t.scalar_type() == dtype, op, ": ", name, "[", i, "] has dtype ", t.scalar_type(),
+              " but ", dtype_of, "[", i, "] has ", dtype);
+  TORCH_CHECK(t.device() == p.device(), op, ": ", name, "[", i, "] is on ", t.device(),
+              " but params[", i, "] is on ", p.device());
+  TORCH_CHECK(t.sizes() == p.sizes(), op, ": ", name, "[", i, "] has shape ", t.sizes(),
+              " but params[", i, "] has shape ", p.sizes());
+}
+
+}  // namespace
+
+void check_lists(const char* op, at::TensorList params, at::TensorList grads,
+                 const OptionalTensorList& model_params, const std::vector<NamedList>& states) {
+  check_list_length(op, params, "grads", grads);
+  if (model_params.has_value()) check_list_length(op, params, "model_params", *model_params);
+  for (const auto& list : states)
+    if (list.required || !list.tensors.empty()) check_list_length(op, params, list.name, list.tensors);
   for (size_t i = 0; i < params.size(); ++i) {
     const at::Tensor& p = params[i];
     TORCH_CHECK(!p.is_sparse(), op, ": params[", i, "] is sparse; sparse params are not supported");
     TORCH_CHECK(at::isFloatingType(p.scalar_type()), op, ": params[", i,
                 "] has dtype ", p.scalar_type(),
                 "; supported are float64, float32, bfloat16 and float16");
-    for (const auto& list : lists) {
-      if (list.tensors.empty()) continue;
-      const at::Tensor& t = list.tensors[i];
-      TORCH_CHECK(!t.is_sparse(), op, ": ", list.name, "[", i,
-                  "] is sparse; sparse gradients are not supported");
-      TORCH_CHECK(t.scalar_type() == p.scalar_type(), op, ": ", list.name, "[", i,
-                  "] has dtype ", t.scalar_type(), " but params[", i, "] has ",
-                  p.scalar_type());
-      TORCH_CHECK(t.device() == p.device(), op, ": ", list.name, "[", i, "] is on ",
-                  t.device(), " but params[", i, "] is on ", p.device());
-      TORCH_CHECK(t.sizes() == p.sizes(), op, ": ", list.name, "[", i, "] has shape ",
-                  t.sizes(), " but params[", i, "] has shape ", p.sizes());
+    if (model_params.has_value()) {
+      const at::Tensor& m = (*model_params)[i];
+      TORCH_CHECK(p.scalar_type() == at::kFloat, op, ": params[", i, "] has dtype ",
+                  p.scalar_type(), "; with model_params the params are float32 master weights");
+      TORCH_CHECK(m.scalar_type() == at::kBFloat16 || m.scalar_type() == at::kHalf, op,
+                  ": model_params[", i, "] has dtype ", m.scalar_type(),
+                  "; fp32 master weights are kept for bfloat16 and float16 params only");
+      check_like(op, "model_params", i, m, p, m.scalar_type(), "model_params");
+      check_like(op, "grads", i, grads[i], p, m.scalar_type(), "model_params");
+    } else {
+      check_like(op, "grads", i, grads[i], p, p.scalar_type(), "params");
     }
+    for (const auto& list : states)
+      if (!list.tensors.empty())
+        check_like(op, list.name, i, list.tensors[i], p, p.scalar_type(), "params");
   }
 }
 
@@ -60,9 +84,10 @@ void check_momentum_args(at::TensorList params, at::TensorList grads,
                          at::TensorList momentum_buffers, double momentum,
                          const std::optional<at::Tensor>& lr_tensor,
                          const std::optional<at::Tensor>& grad_scale,
-                         const std::optional<at::Tensor>& found_inf) {
+                         const std::optional<at::Tensor>& found_inf,
+                         const OptionalTensorList& model_params) {
   const char* op = "optimizers::momentum_";
-  check_lists(op, params, {{"grads", grads, true}, {"momentum_buffers", momentum_buffers, false}});
+  check_lists(op, params, grads, model_params, {{"momentum_buffers", momentum_buffers, false}});
   TORCH_CHECK(momentum == 0.0 || momentum_buffers.size() == params.size(), op, ": momentum ",
               momentum, " needs one momentum buffer per param");
   check_scalars(op, lr_tensor, grad_scale, found_inf);
@@ -73,11 +98,11 @@ void check_rmsprop_args(at::TensorList params, at::TensorList grads, at::TensorL
                         at::TensorList state_steps, bool centered, double momentum,
                         const std::optional<at::Tensor>& lr_tensor,
                         const std::optional<at::Tensor>& grad_scale,
-                        const std::optional<at::Tensor>& found_inf) {
+                        const std::optional<at::Tensor>& found_inf,
+                         const OptionalTensorList& model_params) {
   const char* op = "optimizers::rmsprop_";
-  check_lists(op, params,
-              {{"grads", grads, true},
-               {"square_avgs", square_avgs, true},
+  check_lists(op, params, grads, model_params,
+              {{"square_avgs", square_avgs, true},
                {"grad_avgs", grad_avgs, centered},
                {"momentum_buffers", momentum_buffers, momentum > 0.0}});
   check_state_steps(op, params, state_steps);
@@ -89,11 +114,11 @@ void check_adam_args(at::TensorList params, at::TensorList grads, at::TensorList
                      at::TensorList state_steps, bool amsgrad,
                      const std::optional<at::Tensor>& lr_tensor,
                      const std::optional<at::Tensor>& grad_scale,
-                     const std::optional<at::Tensor>& found_inf) {
+                     const std::optional<at::Tensor>& found_inf,
+                         const OptionalTensorList& model_params) {
   const char* op = "optimizers::adam_";
-  check_lists(op, params,
-              {{"grads", grads, true},
-               {"exp_avgs", exp_avgs, true},
+  check_lists(op, params, grads, model_params,
+              {{"exp_avgs", exp_avgs, true},
                {"exp_avg_sqs", exp_avg_sqs, true},
                {"max_exp_avg_sqs", max_exp_avg_sqs, amsgrad}});
   check_state_steps(op, params, state_steps);
@@ -104,11 +129,11 @@ void check_diffgrad_args(at::TensorList params, at::TensorList grads, at::Tensor
                          at::TensorList exp_avg_sqs, at::TensorList previous_grads,
                          at::TensorList state_steps, const std::optional<at::Tensor>& lr_tensor,
                          const std::optional<at::Tensor>& grad_scale,
-                         const std::optional<at::Tensor>& found_inf) {
+                         const std::optional<at::Tensor>& found_inf,
+                         const OptionalTensorList& model_params) {
   const char* op = "optimizers::diffgrad_";
-  check_lists(op, params,
-              {{"grads", grads, true},
-               {"exp_avgs", exp_avgs, true},
+  check_lists(op, params, grads, model_params,
+              {{"exp_avgs", exp_avgs, true},
                {"exp_avg_sqs", exp_avg_sqs, true},
                {"previous_grads", previous_grads, true}});
   check_state_steps(op, params, state_steps);

@@ -17,9 +17,15 @@ struct NamedList {
   bool required;
 };
 
-// Checks that every list has one tensor per param, of the param's shape, dtype
-// and device, and that no tensor is sparse or complex.
-void check_lists(const char* op, at::TensorList params, const std::vector<NamedList>& lists);
+using OptionalTensorList = std::optional<at::TensorList>;
+
+// Checks that every list has one tensor per param, of the param's shape and
+// device, and that no tensor is sparse or complex. Dtypes: the states have the
+// params' dtype; the grads too, unless model_params is given (fp32 master
+// weights): then params are float32, model_params bf16/fp16 of the same shape
+// and device, and the grads have the model params' dtype.
+void check_lists(const char* op, at::TensorList params, at::TensorList grads,
+                 const OptionalTensorList& model_params, const std::vector<NamedList>& states);
 
 // Checks that state_steps holds one single-element step count per param.
 void check_state_steps(const char* op, at::TensorList params, at::TensorList state_steps);
@@ -35,23 +41,27 @@ void check_momentum_args(at::TensorList params, at::TensorList grads,
                          at::TensorList momentum_buffers, double momentum,
                          const std::optional<at::Tensor>& lr_tensor,
                          const std::optional<at::Tensor>& grad_scale,
-                         const std::optional<at::Tensor>& found_inf);
+                         const std::optional<at::Tensor>& found_inf,
+                         const OptionalTensorList& model_params);
 void check_rmsprop_args(at::TensorList params, at::TensorList grads, at::TensorList square_avgs,
                         at::TensorList grad_avgs, at::TensorList momentum_buffers,
                         at::TensorList state_steps, bool centered, double momentum,
                         const std::optional<at::Tensor>& lr_tensor,
                         const std::optional<at::Tensor>& grad_scale,
-                        const std::optional<at::Tensor>& found_inf);
+                        const std::optional<at::Tensor>& found_inf,
+                         const OptionalTensorList& model_params);
 void check_adam_args(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
                      at::TensorList exp_avg_sqs, at::TensorList max_exp_avg_sqs,
                      at::TensorList state_steps, bool amsgrad,
                      const std::optional<at::Tensor>& lr_tensor,
                      const std::optional<at::Tensor>& grad_scale,
-                     const std::optional<at::Tensor>& found_inf);
+                     const std::optional<at::Tensor>& found_inf,
+                         const OptionalTensorList& model_params);
 void check_diffgrad_args(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
                          at::TensorList exp_avg_sqs, at::TensorList previous_grads,
                          at::TensorList state_steps, const std::optional<at::Tensor>& lr_tensor,
                          const std::optional<at::Tensor>& grad_scale,
-                         const std::optional<at::Tensor>& found_inf);
+                         const std::optional<at::Tensor>& found_inf,
+                         const OptionalTensorList& model_params);
 
 }  // namespace fused_optim

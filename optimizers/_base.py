@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from itertools import chain
 
 import torch
 from torch import Tensor
@@ -18,6 +19,12 @@ class FusedOptimizer(torch.optim.Optimizer):
     `fused`: True requires the compiled kernel, False always runs the reference
     implementation, None (default) uses the kernel where one exists for the
     params' device and the reference path elsewhere.
+
+    `master_weights`: for bf16/fp16 params, keep a float32 copy of each param
+    (state "master_param") that the rule updates, with float32 state; the
+    param then receives the master's new value rounded once per step, so
+    updates smaller than the param's rounding step are not lost. No effect on
+    float32/float64 params.
     """
 
     op_name: str  # the operator in torch.ops.optimizers and in optimizers.reference
@@ -26,26 +33,47 @@ class FusedOptimizer(torch.optim.Optimizer):
     # the kernels unscale the grads and skip the step when an inf was found, without a host sync.
     _step_supports_amp_scaling = True
 
-    def __init__(self, params, defaults: dict, fused: bool | None):
+    def __init__(self, params, defaults: dict, fused: bool | None, master_weights: bool = False):
         if fused is not None:
             _validation.flag("fused", fused)
+        _validation.flag("master_weights", master_weights)
         if fused and not _extension.extension_available():
             raise RuntimeError(_extension.missing_kernel_message(type(self).__name__, torch.device("cpu")))
-        defaults = dict(defaults, fused=fused)
+        defaults = dict(defaults, fused=fused, master_weights=master_weights)
         super().__init__(params, defaults)
 
+    # How this optimizer runs, not what it computes: kept when a checkpoint is loaded.
+    _KEPT_ON_LOAD = ("fused", "master_weights")
+
     def load_state_dict(self, state_dict: dict) -> None:
-        """As torch.optim's, but each group keeps the `fused` choice this optimizer was built with
-        (a torch.optim checkpoint carries its own, unrelated `fused` flag)."""
-        fused = [group.get("fused") for group in self.param_groups]
+        """As torch.optim's, but each group keeps the `fused` and `master_weights` choices this
+        optimizer was built with (a torch.optim checkpoint carries its own, unrelated `fused` flag)."""
+        kept = [{key: group.get(key) for key in self._KEPT_ON_LOAD} for group in self.param_groups]
         super().load_state_dict(state_dict)
-        for group, choice in zip(self.param_groups, fused):
-            group["fused"] = choice
+        self._restore_master_state(state_dict)
+        for group, choices in zip(self.param_groups, kept):
+            group.update(choices)
             for p in group["params"]:
                 state = self.state.get(p)
                 if state and "step" in state:
-                    # Kept as the kernels read it: a float32 tensor on the param's device.
-                    state["step"] = torch.as_tensor(state["step"], dtype=torch.float32, device=p.device)
+                    # Kept as the kernels read it: a float32 tensor on the param's device, our own
+                    # (the kernels advance it in place; torch.optim would share the checkpoint's).
+                    step = torch.as_tensor(state["step"], dtype=torch.float32, device=p.device)
+                    state["step"] = step.clone()
+
+    def _restore_master_state(self, state_dict: dict) -> None:
+        """torch.optim casts every floating-point state tensor to its param's dtype on loading; the
+        state of a param with master weights is float32 and is read again from the checkpoint."""
+        saved_ids = chain.from_iterable(g["params"] for g in state_dict["param_groups"])
+        params = chain.from_iterable(g["params"] for g in self.param_groups)
+        for saved_id, p in zip(saved_ids, params):
+            saved = state_dict["state"].get(saved_id)
+            if not saved or "master_param" not in saved:
+                continue
+            state = self.state[p]
+            for key, value in saved.items():
+                if key != "step" and torch.is_tensor(value) and value.is_floating_point():
+                    state[key] = value.to(device=p.device, dtype=torch.float32)
 
     def __setstate__(self, state: dict) -> None:
         # A checkpoint of torch.optim (or an older version) may lack our keys.
@@ -59,8 +87,16 @@ class FusedOptimizer(torch.optim.Optimizer):
         raise NotImplementedError
 
     def _update(
-        self, group: dict, params: list[Tensor], grads: list[Tensor], states: list[dict], kernel: Callable
+        self,
+        group: dict,
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict],
+        kernel: Callable,
+        model_params: list[Tensor] | None,
     ) -> None:
+        """Calls kernel on the params, their grads and state. Under master weights `params` are the
+        float32 masters and `model_params` the bf16/fp16 params to round them into (else None)."""
         raise NotImplementedError
 
     # -- shared machinery ----------------------------------------------------
@@ -106,6 +142,22 @@ class FusedOptimizer(torch.optim.Optimizer):
         return args
 
     @staticmethod
+    def _master_param(group: dict, p: Tensor, state: dict) -> Tensor | None:
+        """The float32 copy that the rule updates in place of a bf16/fp16 param under master weights
+        (made on first use, also for state loaded from a run without them); None otherwise."""
+        if group["master_weights"] and p.dtype in _LOW_PRECISION:
+            master = state.get("master_param")
+            if master is None:
+                master = p.detach().to(torch.float32, memory_format=torch.preserve_format, copy=True)
+                state["master_param"] = master
+                _cast_state(state, torch.float32)
+            return master
+        if "master_param" in state:  # master weights turned off: go on from the param itself
+            del state["master_param"]
+            _cast_state(state, p.dtype)
+        return None
+
+    @staticmethod
     def _steps(states: list[dict]) -> list[Tensor]:
         """The float32 step counts, which the operators advance (unless GradScaler skips the step)."""
         return [state["step"] for state in states]
@@ -118,19 +170,35 @@ class FusedOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group_index, group in enumerate(self.param_groups):
-            by_device: dict[torch.device, list[Tensor]] = defaultdict(list)
+            # One kernel call per device, and apart for the params with master weights.
+            batches: dict[tuple[torch.device, bool], list[Tensor]] = defaultdict(list)
             for p in self._params_with_grad(group_index, group):
-                by_device[p.device].append(p)
-            for device, params in by_device.items():
-                states = []
-                for p in params:
-                    state = self.state[p]
-                    if len(state) == 0:
-                        self._init_state(group, p, state)
-                    states.append(state)
+                state = self.state[p]
+                fresh = len(state) == 0
+                master = self._master_param(group, p, state)
+                if fresh:
+                    self._init_state(group, p if master is None else master, state)
+                batches[p.device, master is not None].append(p)
+            for (device, with_master), params in batches.items():
+                states = [self.state[p] for p in params]
                 grads = [p.grad for p in params]
-                self._update(group, params, grads, states, self._kernel(group, device))
+                kernel = self._kernel(group, device)
+                if with_master:
+                    masters = [state["master_param"] for state in states]
+                    self._update(group, masters, grads, states, kernel, model_params=params)
+                else:
+                    self._update(group, params, grads, states, kernel, model_params=None)
         return loss
+
+
+_LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+def _cast_state(state: dict, dtype: torch.dtype) -> None:
+    """Casts a param's state tensors (not its step count) to dtype."""
+    for key, value in state.items():
+        if key != "step" and torch.is_tensor(value) and value.is_floating_point():
+            state[key] = value.to(dtype)
 
 
 def zeros_like(p: Tensor) -> Tensor:

@@ -29,7 +29,7 @@ class Adam(FusedOptimizer):
         amsgrad: use the running maximum of :math:`v`.
         bias_correction: divide by :math:`1-\beta^t` (default True).
         maximize: maximize the objective instead of minimizing.
-        fused: see :class:`optimizers.Momentum`.
+        fused, master_weights: see :class:`optimizers.Momentum`.
 
     State: ``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (amsgrad).
     Paper: https://arxiv.org/abs/1412.6980
@@ -50,6 +50,7 @@ class Adam(FusedOptimizer):
         bias_correction=True,
         maximize=False,
         fused=None,
+        master_weights=False,
     ):
         _validation.learning_rate(lr)
         _validation.betas(betas)
@@ -67,14 +68,14 @@ class Adam(FusedOptimizer):
             bias_correction=bias_correction,
             maximize=maximize,
         )
-        super().__init__(params, defaults, fused)
+        super().__init__(params, defaults, fused, master_weights)
 
     def _init_state(self, group, p, state):
         state["step"] = step_counter(p)
         state["exp_avg"] = zeros_like(p)
         state["exp_avg_sq"] = zeros_like(p)
 
-    def _update(self, group, params, grads, states, kernel):
+    def _update(self, group, params, grads, states, kernel, model_params):
         amsgrad = group["amsgrad"]
         if amsgrad:
             for state, p in zip(states, params):
@@ -97,6 +98,7 @@ class Adam(FusedOptimizer):
             amsgrad=amsgrad,
             bias_correction=group["bias_correction"],
             maximize=group["maximize"],
+            model_params=model_params,
             **self._scalar_args(group),
         )
 
@@ -123,6 +125,7 @@ class AdamW(Adam):
         bias_correction=True,
         maximize=False,
         fused=None,
+        master_weights=False,
     ):
         super().__init__(
             params,
@@ -134,4 +137,5 @@ class AdamW(Adam):
             bias_correction=bias_correction,
             maximize=maximize,
             fused=fused,
+            master_weights=master_weights,
         )

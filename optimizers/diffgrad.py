@@ -26,7 +26,7 @@ class DiffGrad(FusedOptimizer):
         eps: :math:`\epsilon` (default 1e-8).
         weight_decay: L2 penalty :math:`\lambda` added to the gradient (default 0).
         maximize: maximize the objective instead of minimizing.
-        fused: see :class:`optimizers.Momentum`.
+        fused, master_weights: see :class:`optimizers.Momentum`.
 
     State: ``step``, ``exp_avg``, ``exp_avg_sq``, ``previous_grad``.
     Paper: https://arxiv.org/abs/1909.11015
@@ -35,7 +35,16 @@ class DiffGrad(FusedOptimizer):
     op_name = "diffgrad_"
 
     def __init__(
-        self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False, fused=None
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        *,
+        maximize=False,
+        fused=None,
+        master_weights=False,
     ):
         _validation.learning_rate(lr)
         _validation.betas(betas)
@@ -43,7 +52,7 @@ class DiffGrad(FusedOptimizer):
         _validation.non_negative("weight_decay", weight_decay)
         _validation.flag("maximize", maximize)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults, fused)
+        super().__init__(params, defaults, fused, master_weights)
 
     def _init_state(self, group, p, state):
         state["step"] = step_counter(p)
@@ -51,7 +60,7 @@ class DiffGrad(FusedOptimizer):
         state["exp_avg_sq"] = zeros_like(p)
         state["previous_grad"] = zeros_like(p)
 
-    def _update(self, group, params, grads, states, kernel):
+    def _update(self, group, params, grads, states, kernel, model_params):
         steps = self._steps(states)
         beta1, beta2 = group["betas"]
         kernel(
@@ -66,5 +75,6 @@ class DiffGrad(FusedOptimizer):
             eps=group["eps"],
             weight_decay=group["weight_decay"],
             maximize=group["maximize"],
+            model_params=model_params,
             **self._scalar_args(group),
         )

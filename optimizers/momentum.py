@@ -28,8 +28,10 @@ class Momentum(FusedOptimizer):
         maximize: maximize the objective instead of minimizing.
         fused: True: compiled kernel (error if unavailable); False: reference path;
             None: the kernel where one exists for the params' device.
+        master_weights: keep a float32 copy of each bf16/fp16 param that the rule updates,
+            with float32 state; the param receives it rounded once per step (default False).
 
-    State: ``momentum_buffer``.
+    State: ``momentum_buffer``; ``master_param`` for bf16/fp16 params with master weights.
     """
 
     op_name = "momentum_"
@@ -45,6 +47,7 @@ class Momentum(FusedOptimizer):
         *,
         maximize=False,
         fused=None,
+        master_weights=False,
     ):
         _validation.learning_rate(lr)
         _validation.non_negative("momentum", momentum)
@@ -66,12 +69,12 @@ class Momentum(FusedOptimizer):
             nesterov=nesterov,
             maximize=maximize,
         )
-        super().__init__(params, defaults, fused)
+        super().__init__(params, defaults, fused, master_weights)
 
     def _init_state(self, group, p, state):
         pass  # the buffer is made on the first step, from the gradient
 
-    def _update(self, group, params, grads, states, kernel):
+    def _update(self, group, params, grads, states, kernel, model_params):
         momentum = group["momentum"]
         hyper = dict(
             momentum=momentum,
@@ -82,7 +85,7 @@ class Momentum(FusedOptimizer):
             **self._scalar_args(group),
         )
         if momentum == 0:
-            kernel(params, grads, [], first_step=False, **hyper)
+            kernel(params, grads, [], first_step=False, model_params=model_params, **hyper)
             return
         # Params seen for the first time start their buffer at g (undampened), the others continue.
         is_new = [s.get("momentum_buffer") is None for s in states]
@@ -100,6 +103,7 @@ class Momentum(FusedOptimizer):
                 [grads[i] for i in chosen],
                 [states[i]["momentum_buffer"] for i in chosen],
                 first_step=first_step,
+                model_params=None if model_params is None else [model_params[i] for i in chosen],
                 **hyper,
             )
 

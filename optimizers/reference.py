@@ -5,7 +5,9 @@ torch.ops.optimizers, so the optimizer classes call either one the same way.
 This path runs wherever no fused kernel exists (fused=False, or a device the
 extension was not built for) and is what the tests compare the kernels with.
 It loops over tensors; low-precision tensors are computed in float32 and
-rounded once when stored, as the kernels do.
+rounded once when stored, as the kernels do. With fp32 master weights
+(`model_params` given), `params` are the float32 masters and each model param
+receives its master's new value, rounded once.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ def _scalars(lr, lr_tensor, grad_scale, found_inf):
     inv_scale = 1.0 / float(grad_scale.item()) if grad_scale is not None else 1.0
     skip = found_inf is not None and float(found_inf.item()) != 0.0
     return lr, inv_scale, skip
+
+
+def _round_into_models(params, model_params) -> None:
+    """fp32 master weights: copy each master's new value into its bf16/fp16 model param."""
+    for model, master in zip(model_params or (), params):
+        model.copy_(master)
 
 
 def _advance(state_steps) -> None:
@@ -69,6 +77,7 @@ def momentum_(
     lr_tensor=None,
     grad_scale=None,
     found_inf=None,
+    model_params=None,
 ):
     lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
     if skip:
@@ -85,6 +94,7 @@ def momentum_(
             _store(momentum_buffers[i], buf)
             d = d.add(buf, alpha=momentum) if nesterov else buf
         _store(p, p32.sub_(d, alpha=lr))
+    _round_into_models(params, model_params)
 
 
 def rmsprop_(
@@ -105,6 +115,7 @@ def rmsprop_(
     lr_tensor=None,
     grad_scale=None,
     found_inf=None,
+    model_params=None,
 ):
     lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
     if skip:
@@ -128,6 +139,7 @@ def rmsprop_(
         else:
             p32.addcdiv_(g, avg, value=-lr)
         _store(p, p32)
+    _round_into_models(params, model_params)
 
 
 def adam_step_scalars(lr: float, beta1: float, beta2: float, step: float, bias_correction: bool):
@@ -164,6 +176,7 @@ def adam_(
     lr_tensor=None,
     grad_scale=None,
     found_inf=None,
+    model_params=None,
 ):
     lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
     if skip:
@@ -188,6 +201,7 @@ def adam_(
         )
         denom = v.sqrt().mul_(inv_bc2_sqrt).add_(eps)
         _store(p, p32.addcdiv_(m, denom, value=-step_size))
+    _round_into_models(params, model_params)
 
 
 def diffgrad_(
@@ -207,6 +221,7 @@ def diffgrad_(
     lr_tensor=None,
     grad_scale=None,
     found_inf=None,
+    model_params=None,
 ):
     lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
     if skip:
@@ -224,3 +239,4 @@ def diffgrad_(
         denom = v.sqrt().mul_(inv_bc2_sqrt).add_(eps)
         _store(p, p32.addcdiv_(xi.mul_(m), denom, value=-step_size))
         previous_grads[i].copy_(g)
+    _round_into_models(params, model_params)

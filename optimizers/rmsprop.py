@@ -27,7 +27,7 @@ class RMSProp(FusedOptimizer):
         momentum: :math:`\mu` (default 0).
         centered: normalize by an estimate of the gradient's variance.
         maximize: maximize the objective instead of minimizing.
-        fused: see :class:`optimizers.Momentum`.
+        fused, master_weights: see :class:`optimizers.Momentum`.
 
     State: ``step``, ``square_avg``, ``grad_avg`` (centered), ``momentum_buffer`` (momentum > 0).
     """
@@ -46,6 +46,7 @@ class RMSProp(FusedOptimizer):
         *,
         maximize=False,
         fused=None,
+        master_weights=False,
     ):
         _validation.learning_rate(lr)
         _validation.closed_unit_interval("alpha", alpha)
@@ -64,13 +65,13 @@ class RMSProp(FusedOptimizer):
             centered=centered,
             maximize=maximize,
         )
-        super().__init__(params, defaults, fused)
+        super().__init__(params, defaults, fused, master_weights)
 
     def _init_state(self, group, p, state):
         state["step"] = step_counter(p)
         state["square_avg"] = zeros_like(p)
 
-    def _update(self, group, params, grads, states, kernel):
+    def _update(self, group, params, grads, states, kernel, model_params):
         centered, momentum = group["centered"], group["momentum"]
         for state, p in zip(states, params):
             if centered and "grad_avg" not in state:
@@ -90,5 +91,6 @@ class RMSProp(FusedOptimizer):
             momentum=momentum,
             centered=centered,
             maximize=group["maximize"],
+            model_params=model_params,
             **self._scalar_args(group),
         )

@@ -176,3 +176,20 @@ def assert_optimizers_equal(a: torch.optim.Optimizer, b: torch.optim.Optimizer) 
                 assert torch.equal(value, sb[name]), f"state {name} of param {i} differs"
             else:
                 assert value == sb[name], f"state {name} of param {i} differs"
+
+
+def assert_masters_follow(ours: torch.optim.Optimizer, ref: torch.optim.Optimizer, dtype: torch.dtype):
+    """fp32 master weights: each of our params is its float32 master ("master_param") rounded to
+    dtype, and masters and state match ref's float32 params and state at the float32 tolerance."""
+    tol = PARITY_TOL[torch.float32]
+    for i, (p, q) in enumerate(zip(all_params(ours), all_params(ref), strict=True)):
+        state, ref_state = ours.state[p], ref.state[q]
+        master = state["master_param"]
+        assert p.dtype == dtype and master.dtype == torch.float32
+        assert torch.equal(p, master.to(dtype)), f"param {i} is not its master rounded"
+        assert rel_diff(master, q) <= tol, f"master {i}: {rel_diff(master, q)}"
+        for name in STATE_NAMES:
+            if name == "step" or name not in ref_state:
+                continue
+            assert state[name].dtype == torch.float32, name
+            assert rel_diff(state[name], ref_state[name]) <= tol, f"{name} {i}"

@@ -3,6 +3,7 @@ invalid hyperparameters, expanded by the tests' parametrization."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -59,6 +60,12 @@ class OptimConfig:
             kwargs, ref_cls = self.kwargs, ORACLE[self.cls]
         groups, group0 = self._groups(params, kwargs)
         return ref_cls(groups, **group0)
+
+
+def with_master_weights(config: OptimConfig) -> OptimConfig:
+    """The same configuration with fp32 master weights (for bf16/fp16 params; its reference runs
+    in float32)."""
+    return dataclasses.replace(config, kwargs=dict(config.kwargs, master_weights=True))
 
 
 def params_for(configs):
@@ -240,6 +247,7 @@ INVALID_HYPERPARAMETERS = [
     (Momentum, dict(momentum=0.0, nesterov=True), "momentum=0.0"),
     (Momentum, dict(nesterov="yes"), "Invalid nesterov: 'yes'"),
     (Momentum, dict(fused="yes"), "Invalid fused: 'yes'"),
+    (Adam, dict(master_weights=1), "Invalid master_weights: 1"),
     (RMSProp, dict(lr=-1.0), "Invalid learning rate: -1.0"),
     (RMSProp, dict(alpha=1.5), "Invalid alpha: 1.5"),
     (RMSProp, dict(alpha=NAN), "Invalid alpha: nan"),

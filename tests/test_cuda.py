@@ -15,6 +15,7 @@ from optimizers import Adam, reference
 from tests.helpers import (
     PARITY_TOL,
     all_params,
+    assert_masters_follow,
     assert_optimizers_close,
     assert_optimizers_equal,
     clone_params,
@@ -25,7 +26,14 @@ from tests.helpers import (
     run_lockstep,
     set_grads,
 )
-from tests.optim_configs import LOW_PRECISION, ORACLE_PARITY, TORCH_PARITY, OptimConfig, params_for
+from tests.optim_configs import (
+    LOW_PRECISION,
+    ORACLE_PARITY,
+    TORCH_PARITY,
+    OptimConfig,
+    params_for,
+    with_master_weights,
+)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -207,6 +215,23 @@ def test_low_precision_error_bounded(config, dtype):
     assert our_error <= 2.0 * native_error + 1e-6, (our_error, native_error)
 
 
+# -- fp32 master weights --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("config", params_for(LOW_PRECISION))
+def test_master_weights_follow_float32_reference(config, dtype):
+    """bf16/fp16 params with master_weights=True on the CUDA kernel (bf16 grads and model params,
+    float32 masters and state in one launch): masters and state match the float32 reference fed the
+    same grads, and each param is its master rounded. Includes the unaligned and multi-chunk views."""
+    low = sample_params(dtype)
+    ours = build_on_cuda(with_master_weights(config), to_cuda(low))
+    if config.reference == "torch":
+        ref = torch_reference(config, to_cuda(clone_params(low, torch.float32)))
+    else:
+        ref = config.build_reference(clone_params(low, torch.float32))
+    run_lockstep([ours, ref], STEPS, round_through=dtype)
+    assert_masters_follow(OnCPU(ours), OnCPU(ref), dtype)
+
+
 # -- a tensor over 2^31 elements ------------------------------------------------------------------
 def test_tensor_over_2_31_elements_bf16():
     """Adam on one bf16 tensor of 2^31 + 5 elements: 64-bit offsets, one tensor carried across many
@@ -255,14 +280,18 @@ def test_tensor_over_2_31_elements_bf16():
 
 
 # -- CUDA graphs ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("master", [False, True], ids=["fp32", "bf16 with master weights"])
 @pytest.mark.parametrize("config", params_for(REPRESENTATIVE))
-def test_cuda_graph_replay_matches_eager(config):
+def test_cuda_graph_replay_matches_eager(config, master):
     """optimizer.step() captured once with lr as a device tensor, then replayed with new gradients
     and a new lr each time: bitwise the same as stepping eagerly (step counts and lr are read on the
     device, so nothing is baked into the graph)."""
     lr0 = float(config.kwargs.get("lr", 1e-3))
     config = dataclasses.replace(config, tensor_lr=True)
     params = sample_params()
+    if master:
+        config = with_master_weights(config)
+        params = sample_params(torch.bfloat16)
     graphed = build_on_cuda(config, to_cuda(params))
     eager = build_on_cuda(config, to_cuda(params))
     gen = torch.Generator().manual_seed(3)

@@ -52,7 +52,8 @@ OPERATORS = {
 
 
 def valid_call(name: str, device: str = "cpu") -> tuple[dict, dict]:
-    """Named list arguments and keyword arguments of a small valid call; squares are non-negative."""
+    """Named list arguments and keyword arguments of a small valid call, with state a real run could
+    hold (squares positive, centered RMSProp's variance positive), so no result is NaN."""
     gen = torch.Generator().manual_seed(0)
     list_names, kwargs = OPERATORS[name]
     lists = {}
@@ -61,7 +62,11 @@ def valid_call(name: str, device: str = "cpu") -> tuple[dict, dict]:
             lists[arg] = [torch.tensor(3.0) for _ in SHAPES]
         else:
             tensors = [torch.randn(s, generator=gen) for s in SHAPES]
-            lists[arg] = [t.abs() for t in tensors] if "sq" in arg else tensors
+            if arg in ("square_avgs", "exp_avg_sqs", "max_exp_avg_sqs"):
+                tensors = [t.abs() + 0.5 for t in tensors]
+            elif arg == "grad_avgs":  # grad_avg**2 < square_avg: centered RMSProp stays real
+                tensors = [t.clamp(-2, 2) * 0.3 for t in tensors]
+            lists[arg] = tensors
     lists = {arg: [t.to(device) for t in tensors] for arg, tensors in lists.items()}
     return lists, dict(kwargs)
 
@@ -80,6 +85,14 @@ def _replace(arg, index, tensor):
 def _set(arg, value):
     def mutate(lists, kwargs):
         (lists if arg in lists else kwargs)[arg] = value
+
+    return mutate
+
+
+def _both(*mutations):
+    def mutate(lists, kwargs):
+        for m in mutations:
+            m(lists, kwargs)
 
     return mutate
 
@@ -143,6 +156,31 @@ BAD_CALLS = [
         _set("exp_avgs", [torch.zeros(5)] * 3),
         "optimizers::diffgrad_: exp_avgs has 3 tensors but params has 2",
     ),
+    # fp32 master weights: params are float32 masters, grads have the model params' dtype.
+    (
+        "adam_",
+        _set("model_params", [torch.zeros(5, dtype=torch.bfloat16)]),
+        "optimizers::adam_: model_params has 1 tensors but params has 2",
+    ),
+    (
+        "adam_",
+        _set("model_params", [torch.zeros(s) for s in SHAPES]),
+        "optimizers::adam_: model_params[0] has dtype Float; fp32 master weights are kept for bfloat16 and "
+        "float16 params only",
+    ),
+    (
+        "rmsprop_",
+        _set("model_params", [torch.zeros(s, dtype=torch.bfloat16) for s in SHAPES]),
+        "optimizers::rmsprop_: grads[0] has dtype Float but model_params[0] has BFloat16",
+    ),
+    (
+        "momentum_",
+        _both(
+            _set("grads", [torch.zeros(s, dtype=torch.float16) for s in SHAPES]),
+            _set("model_params", [torch.zeros(shape, dtype=torch.float16) for shape in [(5,), (3, 2)]]),
+        ),
+        "optimizers::momentum_: model_params[1] has shape [3, 2] but params[1] has shape [2, 3]",
+    ),
 ]
 
 
@@ -168,6 +206,35 @@ def test_valid_call_updates_params(name):
     assert all(not torch.equal(a, b) for a, b in zip(lists["params"], before, strict=True))
 
 
+def master_weights_call(name: str, dtype: torch.dtype, device: str = "cpu") -> tuple[dict, dict]:
+    """valid_call with fp32 master weights: the float32 params are masters of model params of
+    `dtype` (their values rounded), and the grads have that dtype."""
+    lists, kwargs = valid_call(name, device)
+    lists["grads"] = [g.to(dtype) for g in lists["grads"]]
+    kwargs["model_params"] = [p.to(dtype) for p in lists["params"]]
+    return lists, kwargs
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("name", list(OPERATORS))
+def test_master_weights_call_is_the_fp32_call_rounded_into_the_model_params(name, dtype):
+    """With model_params the update of masters and state is the float32 call's, on the same grad
+    values, bit for bit; each model param then holds its master rounded once."""
+    lists, kwargs = master_weights_call(name, dtype)
+    plain = {arg: [t.clone() for t in tensors] for arg, tensors in lists.items()}
+    plain["grads"] = [g.float() for g in lists["grads"]]
+    plain_kwargs = {k: v for k, v in kwargs.items() if k != "model_params"}
+    call(name, lists, kwargs)
+    call(name, plain, plain_kwargs)
+    assert all(p.isfinite().all() for p in plain["params"])
+    for arg in lists:
+        if arg != "grads":
+            assert all(torch.equal(a, b) for a, b in zip(lists[arg], plain[arg], strict=True)), arg
+    for model, master in zip(kwargs["model_params"], lists["params"], strict=True):
+        assert model.dtype == dtype
+        assert torch.equal(model, master.to(dtype))
+
+
 OPCHECK_CALLS = [pytest.param(name, {}, id=name) for name in OPERATORS] + [
     pytest.param(
         "adam_",
@@ -190,5 +257,13 @@ def test_opcheck(name, extra, device):
     """Each backend's kernel under opcheck; on CUDA the scalar tensors live on the device too."""
     lists, kwargs = valid_call(name, device)
     kwargs.update({k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in extra.items()})
+    op = getattr(torch.ops.optimizers, name).default
+    torch.library.opcheck(op, tuple(lists.values()), kwargs)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", list(OPERATORS))
+def test_opcheck_master_weights(name, device):
+    lists, kwargs = master_weights_call(name, torch.bfloat16, device)
     op = getattr(torch.ops.optimizers, name).default
     torch.library.opcheck(op, tuple(lists.values()), kwargs)

@@ -37,6 +37,10 @@ void with_flag(bool flag, const F& f) {
 
 std::vector<Tensor> vec(TensorList l) { return l.vec(); }
 
+std::vector<Tensor> models(const OptionalTensorList& model_params) {
+  return model_params.has_value() ? model_params->vec() : std::vector<Tensor>{};
+}
+
 // The scalars every rule shares: lr (a float or a tensor), AMP's loss scale.
 struct Scalars {
   double lr;
@@ -58,34 +62,33 @@ GradPrep<T> grad_prep(const Scalars& s, double weight_decay, bool maximize) {
   return make_grad_prep<T>(s.inv_grad_scale, weight_decay, maximize);
 }
 
-template <typename scalar_t>
-using opmath = at::opmath_type<scalar_t>;
-
 // ---------------------------------------------------------------- Momentum
 void momentum_cpu(TensorList params, TensorList grads, TensorList momentum_buffers, double lr,
                   double momentum, double dampening, bool nesterov, double weight_decay,
                   bool maximize, bool first_step, const optional<Tensor>& lr_tensor,
-                  const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf) {
-  check_momentum_args(params, grads, momentum_buffers, momentum, lr_tensor, grad_scale, found_inf);
+                  const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf,
+                  const OptionalTensorList& model_params) {
+  check_momentum_args(params, grads, momentum_buffers, momentum, lr_tensor, grad_scale, found_inf,
+                      model_params);
   const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
-  TensorLists<3> args{{vec(params), vec(grads), vec(momentum_buffers)}, {true, false, true}};
+  TensorLists<3> args{{vec(params), vec(grads), vec(momentum_buffers)}, {true, false, true},
+                      models(model_params)};
   with_flag(momentum != 0.0, [&](auto has_momentum) {
     with_flag(first_step, [&](auto first) {
-      multi_tensor_apply(args, [&](int64_t, auto ptrs, int64_t n) {
-        using scalar_t = std::remove_pointer_t<typename decltype(ptrs)::value_type>;
-        using T = opmath<scalar_t>;
+      multi_tensor_apply(args, [&](int64_t, auto chunk, int64_t n) {
+        using T = typename decltype(chunk)::opmath;
         const MomentumCoeffs<T> c =
             make_momentum_coeffs(grad_prep<T>(s, weight_decay, maximize), s.lr,
                                  has_momentum ? momentum : 0.0, dampening, nesterov, first);
-        scalar_t* __restrict p = ptrs[0];
-        const scalar_t* __restrict g = ptrs[1];
-        scalar_t* __restrict buf = ptrs[2];
+        auto* __restrict p = chunk.ptrs[0];
+        const auto* __restrict g = chunk.grad;
+        auto* __restrict buf = chunk.ptrs[2];
         for (int64_t j = 0; j < n; ++j) {
           T pj = p[j];
           T bj = (has_momentum && !first) ? T(buf[j]) : T(0);
           momentum_update(pj, T(g[j]), bj, c);
-          p[j] = pj;
+          store_param(p, chunk.model, j, pj);
           if constexpr (has_momentum) buf[j] = bj;
         }
       });
@@ -99,34 +102,34 @@ void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs,
                  double lr, double alpha,
                  double eps, double weight_decay, double momentum, bool centered, bool maximize,
                  const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
-                 const optional<Tensor>& found_inf) {
+                 const optional<Tensor>& found_inf, const OptionalTensorList& model_params) {
   check_rmsprop_args(params, grads, square_avgs, grad_avgs, momentum_buffers, state_steps, centered,
-                     momentum, lr_tensor, grad_scale, found_inf);
+                     momentum, lr_tensor, grad_scale, found_inf, model_params);
   const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
   advance_steps(state_steps, found_inf);
   TensorLists<5> args{
       {vec(params), vec(grads), vec(square_avgs), vec(grad_avgs), vec(momentum_buffers)},
-      {true, false, true, true, true}};
+      {true, false, true, true, true},
+      models(model_params)};
   with_flag(centered, [&](auto is_centered) {
     with_flag(momentum > 0.0, [&](auto has_momentum) {
-      multi_tensor_apply(args, [&](int64_t, auto ptrs, int64_t n) {
-        using scalar_t = std::remove_pointer_t<typename decltype(ptrs)::value_type>;
-        using T = opmath<scalar_t>;
+      multi_tensor_apply(args, [&](int64_t, auto chunk, int64_t n) {
+        using T = typename decltype(chunk)::opmath;
         const RMSPropCoeffs<T> c =
             make_rmsprop_coeffs(grad_prep<T>(s, weight_decay, maximize), s.lr, alpha, eps,
                                 has_momentum ? momentum : 0.0, is_centered);
-        scalar_t* __restrict p = ptrs[0];
-        const scalar_t* __restrict g = ptrs[1];
-        scalar_t* __restrict sq = ptrs[2];
-        scalar_t* __restrict ga = ptrs[3];
-        scalar_t* __restrict buf = ptrs[4];
+        auto* __restrict p = chunk.ptrs[0];
+        const auto* __restrict g = chunk.grad;
+        auto* __restrict sq = chunk.ptrs[2];
+        auto* __restrict ga = chunk.ptrs[3];
+        auto* __restrict buf = chunk.ptrs[4];
         for (int64_t j = 0; j < n; ++j) {
           T pj = p[j], sqj = sq[j];
           T gaj = is_centered ? T(ga[j]) : T(0);
           T bj = has_momentum ? T(buf[j]) : T(0);
           rmsprop_update(pj, T(g[j]), sqj, gaj, bj, c);
-          p[j] = pj;
+          store_param(p, chunk.model, j, pj);
           sq[j] = sqj;
           if constexpr (is_centered) ga[j] = gaj;
           if constexpr (has_momentum) buf[j] = bj;
@@ -151,9 +154,9 @@ void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorLi
               double beta2, double eps, double weight_decay, bool decoupled_weight_decay,
               bool amsgrad, bool bias_correction, bool maximize,
               const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
-              const optional<Tensor>& found_inf) {
+              const optional<Tensor>& found_inf, const OptionalTensorList& model_params) {
   check_adam_args(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, amsgrad,
-                  lr_tensor, grad_scale, found_inf);
+                  lr_tensor, grad_scale, found_inf, model_params);
   const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
   const auto steps = advance(state_steps, found_inf);
@@ -161,23 +164,23 @@ void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorLi
   const double decoupled = decoupled_weight_decay ? weight_decay : 0.0;
   TensorLists<5> args{
       {vec(params), vec(grads), vec(exp_avgs), vec(exp_avg_sqs), vec(max_exp_avg_sqs)},
-      {true, false, true, true, true}};
+      {true, false, true, true, true},
+      models(model_params)};
   with_flag(amsgrad, [&](auto use_max) {
-    multi_tensor_apply(args, [&](int64_t i, auto ptrs, int64_t n) {
-      using scalar_t = std::remove_pointer_t<typename decltype(ptrs)::value_type>;
-      using T = opmath<scalar_t>;
+    multi_tensor_apply(args, [&](int64_t i, auto chunk, int64_t n) {
+      using T = typename decltype(chunk)::opmath;
       const AdamCoeffs<T> c = make_adam_coeffs(grad_prep<T>(s, l2, maximize), s.lr, beta1, beta2,
                                                eps, steps[i], bias_correction, decoupled, use_max);
-      scalar_t* __restrict p = ptrs[0];
-      const scalar_t* __restrict g = ptrs[1];
-      scalar_t* __restrict m = ptrs[2];
-      scalar_t* __restrict v = ptrs[3];
-      scalar_t* __restrict vmax = ptrs[4];
+      auto* __restrict p = chunk.ptrs[0];
+      const auto* __restrict g = chunk.grad;
+      auto* __restrict m = chunk.ptrs[2];
+      auto* __restrict v = chunk.ptrs[3];
+      auto* __restrict vmax = chunk.ptrs[4];
       for (int64_t j = 0; j < n; ++j) {
         T pj = p[j], mj = m[j], vj = v[j];
         T vmaxj = use_max ? T(vmax[j]) : T(0);
         adam_update(pj, T(g[j]), mj, vj, vmaxj, c);
-        p[j] = pj;
+        store_param(p, chunk.model, j, pj);
         m[j] = mj;
         v[j] = vj;
         if constexpr (use_max) vmax[j] = vmaxj;
@@ -191,30 +194,31 @@ void diffgrad_cpu(TensorList params, TensorList grads, TensorList exp_avgs,
                   TensorList exp_avg_sqs, TensorList previous_grads, TensorList state_steps,
                   double lr, double beta1, double beta2, double eps, double weight_decay,
                   bool maximize, const optional<Tensor>& lr_tensor,
-                  const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf) {
+                  const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf,
+                  const OptionalTensorList& model_params) {
   check_diffgrad_args(params, grads, exp_avgs, exp_avg_sqs, previous_grads, state_steps, lr_tensor,
-                      grad_scale, found_inf);
+                      grad_scale, found_inf, model_params);
   const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
   const auto steps = advance(state_steps, found_inf);
   TensorLists<5> args{
       {vec(params), vec(grads), vec(exp_avgs), vec(exp_avg_sqs), vec(previous_grads)},
-      {true, false, true, true, true}};
-  multi_tensor_apply(args, [&](int64_t i, auto ptrs, int64_t n) {
-    using scalar_t = std::remove_pointer_t<typename decltype(ptrs)::value_type>;
-    using T = opmath<scalar_t>;
+      {true, false, true, true, true},
+      models(model_params)};
+  multi_tensor_apply(args, [&](int64_t i, auto chunk, int64_t n) {
+    using T = typename decltype(chunk)::opmath;
     const AdamCoeffs<T> c =
         make_adam_coeffs(grad_prep<T>(s, weight_decay, maximize), s.lr, beta1, beta2, eps, steps[i],
                          /*bias_correction=*/true, /*decoupled_weight_decay=*/0.0, /*amsgrad=*/false);
-    scalar_t* __restrict p = ptrs[0];
-    const scalar_t* __restrict g = ptrs[1];
-    scalar_t* __restrict m = ptrs[2];
-    scalar_t* __restrict v = ptrs[3];
-    scalar_t* __restrict prev = ptrs[4];
+    auto* __restrict p = chunk.ptrs[0];
+    const auto* __restrict g = chunk.grad;
+    auto* __restrict m = chunk.ptrs[2];
+    auto* __restrict v = chunk.ptrs[3];
+    auto* __restrict prev = chunk.ptrs[4];
     for (int64_t j = 0; j < n; ++j) {
       T pj = p[j], mj = m[j], vj = v[j], prevj = prev[j];
       diffgrad_update(pj, T(g[j]), mj, vj, prevj, c);
-      p[j] = pj;
+      store_param(p, chunk.model, j, pj);
       m[j] = mj;
       v[j] = vj;
       prev[j] = prevj;

@@ -8,6 +8,9 @@
 #include <ATen/Parallel.h>
 
 #include <array>
+#include <cstddef>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace fused_optim::cpu {
@@ -17,14 +20,43 @@ namespace fused_optim::cpu {
 // stays in L2.
 constexpr int64_t kChunkElements = 1 << 14;
 
-// lists[k][i] is argument k of param i; lists[0] are the params. An empty list
-// is an unused argument: its pointer is null. Lists flagged in `mutated` are
-// written back when a tensor had to be made contiguous for the kernel.
+// Lists of every operator that loops go by.
+constexpr size_t kParamList = 0;
+constexpr size_t kGradList = 1;
+
+// lists[k][i] is argument k of param i; lists[0] are the params, lists[1] the
+// grads. An empty list is an unused argument: its pointer is null. Lists
+// flagged in `mutated` are written back when a tensor had to be made
+// contiguous for the kernel. model_params is empty, or (fp32 master weights)
+// the bf16/fp16 params that receive the rounded new value of lists[0].
 template <size_t N>
 struct TensorLists {
   std::array<std::vector<at::Tensor>, N> lists;
   std::array<bool, N> mutated;
+  std::vector<at::Tensor> model_params = {};
 };
+
+// One chunk of one param's tensors as a loop sees them: ptrs[k] for list k of
+// element type S (ptrs[1] is null), the grads of type G, and the model params
+// (type G) where kModel, else nullptr. S == G without master weights.
+template <typename S, typename G, bool kModel, size_t N>
+struct Chunk {
+  using opmath = at::opmath_type<S>;
+  std::array<S*, N> ptrs;
+  const G* grad;
+  std::conditional_t<kModel, G*, std::nullptr_t> model;
+};
+
+// Stores a param's new value, and its rounded copy in the model's param under master weights.
+template <typename S, typename T>
+inline void store_param(S* __restrict p, std::nullptr_t, int64_t j, T value) {
+  p[j] = value;
+}
+template <typename S, typename G, typename T>
+inline void store_param(S* __restrict p, G* __restrict model, int64_t j, T value) {
+  p[j] = value;
+  model[j] = G(value);
+}
 
 namespace detail {
 
@@ -34,17 +66,37 @@ template <size_t N>
 bool flat_compatible(const TensorLists<N>& args, size_t i) {
   const at::Tensor& p = args.lists[0][i];
   if (!p.is_non_overlapping_and_dense()) return false;
-  for (const auto& list : args.lists) {
-    if (list.empty()) continue;
-    if (!list[i].is_non_overlapping_and_dense() || list[i].strides() != p.strides()) return false;
-  }
-  return true;
+  auto same_layout = [&](const at::Tensor& t) {
+    return t.is_non_overlapping_and_dense() && t.strides() == p.strides();
+  };
+  for (const auto& list : args.lists)
+    if (!list.empty() && !same_layout(list[i])) return false;
+  return args.model_params.empty() || same_layout(args.model_params[i]);
+}
+
+// Replaces t by a contiguous copy, remembering to copy it back if it is written.
+inline void make_dense(at::Tensor& t, bool mutated,
+                       std::vector<std::pair<at::Tensor, at::Tensor>>& copy_back) {
+  at::Tensor dense = t.contiguous();
+  if (mutated && !dense.is_same(t)) copy_back.emplace_back(t, dense);
+  t = dense;
+}
+
+template <typename S, typename G, bool kModel, size_t N>
+Chunk<S, G, kModel, N> chunk_pointers(TensorLists<N>& args, int64_t i, int64_t begin) {
+  Chunk<S, G, kModel, N> c{};
+  for (size_t k = 0; k < N; ++k)
+    if (k != kGradList && !args.lists[k].empty())
+      c.ptrs[k] = args.lists[k][i].template data_ptr<S>() + begin;
+  c.grad = args.lists[kGradList][i].template data_ptr<G>() + begin;
+  if constexpr (kModel) c.model = args.model_params[i].template data_ptr<G>() + begin;
+  return c;
 }
 
 }  // namespace detail
 
-// Calls loop(i, ptrs, n) with std::array<scalar_t*, N> ptrs pointing at n
-// consecutive elements of param i's tensors, for every chunk of every tensor.
+// Calls loop(i, chunk, n) with a Chunk pointing at n consecutive elements of
+// param i's tensors, for every chunk of every tensor.
 template <size_t N, typename Loop>
 void multi_tensor_apply(TensorLists<N>& args, const Loop& loop) {
   const size_t count = args.lists[0].size();
@@ -52,21 +104,17 @@ void multi_tensor_apply(TensorLists<N>& args, const Loop& loop) {
   std::vector<std::pair<at::Tensor, at::Tensor>> copy_back;
   for (size_t i = 0; i < count; ++i) {
     if (args.lists[0][i].numel() == 0 || detail::flat_compatible(args, i)) continue;
-    for (size_t k = 0; k < N; ++k) {
-      if (args.lists[k].empty()) continue;
-      at::Tensor& t = args.lists[k][i];
-      at::Tensor dense = t.contiguous();
-      if (args.mutated[k] && !dense.is_same(t)) copy_back.emplace_back(t, dense);
-      t = dense;
-    }
+    for (size_t k = 0; k < N; ++k)
+      if (!args.lists[k].empty()) detail::make_dense(args.lists[k][i], args.mutated[k], copy_back);
+    if (!args.model_params.empty()) detail::make_dense(args.model_params[i], true, copy_back);
   }
 
-  struct Chunk {
+  struct WorkItem {
     int64_t tensor;
     int64_t begin;
     int64_t end;
   };
-  std::vector<Chunk> chunks;
+  std::vector<WorkItem> chunks;
   for (size_t i = 0; i < count; ++i) {
     const int64_t n = args.lists[0][i].numel();
     for (int64_t b = 0; b < n; b += kChunkElements)
@@ -75,18 +123,21 @@ void multi_tensor_apply(TensorLists<N>& args, const Loop& loop) {
 
   at::parallel_for(0, static_cast<int64_t>(chunks.size()), 1, [&](int64_t first, int64_t last) {
     for (int64_t c = first; c < last; ++c) {
-      const Chunk& chunk = chunks[c];
-      const at::Tensor& p = args.lists[0][chunk.tensor];
-      AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.scalar_type(), "fused_optim",
-                                      [&] {
-                                        std::array<scalar_t*, N> ptrs{};
-                                        for (size_t k = 0; k < N; ++k) {
-                                          if (args.lists[k].empty()) continue;
-                                          ptrs[k] = args.lists[k][chunk.tensor].template data_ptr<scalar_t>() +
-                                                    chunk.begin;
-                                        }
-                                        loop(chunk.tensor, ptrs, chunk.end - chunk.begin);
-                                      });
+      const WorkItem& chunk = chunks[c];
+      const int64_t n = chunk.end - chunk.begin;
+      if (args.model_params.empty()) {
+        AT_DISPATCH_FLOATING_TYPES_AND2(
+            at::kHalf, at::kBFloat16, args.lists[0][chunk.tensor].scalar_type(), "fused_optim", [&] {
+              loop(chunk.tensor,
+                   detail::chunk_pointers<scalar_t, scalar_t, false>(args, chunk.tensor, chunk.begin), n);
+            });
+      } else {
+        AT_DISPATCH_REDUCED_FLOATING_TYPES(
+            args.model_params[chunk.tensor].scalar_type(), "fused_optim_master_weights", [&] {
+              loop(chunk.tensor,
+                   detail::chunk_pointers<float, scalar_t, true>(args, chunk.tensor, chunk.begin), n);
+            });
+      }
     }
   });
 

@@ -11,7 +11,7 @@ namespace {
 
 using namespace adam_list;
 
-template <typename S, bool kAmsgrad>
+template <typename S, typename G, bool kAmsgrad>
 struct AdamFunctor {
   AdamArgs args;
 
@@ -25,13 +25,9 @@ struct AdamFunctor {
     const AdamCoeffs<T> c = make_adam_coeffs(
         grad_prep<T>(s, decoupled ? 0.0 : wd, args.common.maximize), s.lr, args.beta1, args.beta2,
         args.eps, meta.step(chunk), args.bias_correction, decoupled ? wd : 0.0, kAmsgrad);
-    S* const ptrs[kCount] = {
-        meta.template chunk_ptr<S>(kParam, chunk), meta.template chunk_ptr<S>(kGrad, chunk),
-        meta.template chunk_ptr<S>(kExpAvg, chunk), meta.template chunk_ptr<S>(kExpAvgSq, chunk),
-        kAmsgrad ? meta.template chunk_ptr<S>(kMaxExpAvgSq, chunk) : nullptr};
     constexpr unsigned kState = lists(kExpAvg, kExpAvgSq) | (kAmsgrad ? lists(kMaxExpAvgSq) : 0u);
-    chunk_apply<lists(kParam, kGrad) | kState, lists(kParam) | kState>(
-        ptrs, chunk.size, [&](T(&x)[kCount]) {
+    chunk_apply<lists(kParam, kGrad) | kState, lists(kParam) | kState, S, G>(
+        meta, chunk, [&](T(&x)[kCount]) {
           adam_update(x[kParam], x[kGrad], x[kExpAvg], x[kExpAvgSq], x[kMaxExpAvgSq], c);
         });
   }
@@ -39,12 +35,13 @@ struct AdamFunctor {
 
 }  // namespace
 
-cudaError_t launch_adam(ScalarType dtype, Span<TensorPtrs<kCount>> tensors, const AdamArgs& args,
+cudaError_t launch_adam(ElementTypes types, Span<TensorPtrs<kCount>> tensors, const AdamArgs& args,
                         cudaStream_t stream) {
-  return dispatch_scalar_type(dtype, [&](auto type) {
-    using S = typename decltype(type)::type;
+  return dispatch_element_types(types, [&](auto param_type, auto grad_type) {
+    using S = typename decltype(param_type)::type;
+    using G = typename decltype(grad_type)::type;
     return with_flag(args.amsgrad, [&](auto amsgrad) {
-      using F = AdamFunctor<S, decltype(amsgrad)::value>;
+      using F = AdamFunctor<S, G, decltype(amsgrad)::value>;
       return multi_tensor_apply</*kHasStep=*/true>(tensors, F{args}, stream);
     });
   });

@@ -11,7 +11,7 @@ namespace {
 
 using namespace diffgrad_list;
 
-template <typename S>
+template <typename S, typename G>
 struct DiffGradFunctor {
   DiffGradArgs args;
 
@@ -24,13 +24,9 @@ struct DiffGradFunctor {
         grad_prep<T>(s, args.common.weight_decay, args.common.maximize), s.lr, args.beta1,
         args.beta2, args.eps, meta.step(chunk), /*bias_correction=*/true,
         /*decoupled_weight_decay=*/0.0, /*amsgrad=*/false);
-    S* const ptrs[kCount] = {
-        meta.template chunk_ptr<S>(kParam, chunk), meta.template chunk_ptr<S>(kGrad, chunk),
-        meta.template chunk_ptr<S>(kExpAvg, chunk), meta.template chunk_ptr<S>(kExpAvgSq, chunk),
-        meta.template chunk_ptr<S>(kPreviousGrad, chunk)};
     constexpr unsigned kState = lists(kExpAvg, kExpAvgSq, kPreviousGrad);
-    chunk_apply<lists(kParam, kGrad) | kState, lists(kParam) | kState>(
-        ptrs, chunk.size, [&](T(&x)[kCount]) {
+    chunk_apply<lists(kParam, kGrad) | kState, lists(kParam) | kState, S, G>(
+        meta, chunk, [&](T(&x)[kCount]) {
           diffgrad_update(x[kParam], x[kGrad], x[kExpAvg], x[kExpAvgSq], x[kPreviousGrad], c);
         });
   }
@@ -38,11 +34,12 @@ struct DiffGradFunctor {
 
 }  // namespace
 
-cudaError_t launch_diffgrad(ScalarType dtype, Span<TensorPtrs<kCount>> tensors,
+cudaError_t launch_diffgrad(ElementTypes types, Span<TensorPtrs<kCount>> tensors,
                             const DiffGradArgs& args, cudaStream_t stream) {
-  return dispatch_scalar_type(dtype, [&](auto type) {
-    using S = typename decltype(type)::type;
-    return multi_tensor_apply</*kHasStep=*/true>(tensors, DiffGradFunctor<S>{args}, stream);
+  return dispatch_element_types(types, [&](auto param_type, auto grad_type) {
+    using S = typename decltype(param_type)::type;
+    using G = typename decltype(grad_type)::type;
+    return multi_tensor_apply</*kHasStep=*/true>(tensors, DiffGradFunctor<S, G>{args}, stream);
   });
 }
 

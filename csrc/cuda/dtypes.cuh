@@ -65,6 +65,24 @@ cudaError_t dispatch_scalar_type(ScalarType dtype, const F& f) {
   return cudaErrorInvalidValue;
 }
 
+// Calls f(TypeTag<S>{}, TypeTag<G>{}) with the element types of a launch: S of
+// the params and their state, G of the grads and model params. G == S, or
+// (fp32 master weights) S is float and G half or bfloat16.
+template <typename F>
+cudaError_t dispatch_element_types(ElementTypes types, const F& f) {
+  if (types.param == types.grad)
+    return dispatch_scalar_type(types.param, [&](auto s) { return f(s, s); });
+  if (types.param != ScalarType::kFloat) return cudaErrorInvalidValue;
+  switch (types.grad) {
+    case ScalarType::kHalf:
+      return f(TypeTag<float>{}, TypeTag<__half>{});
+    case ScalarType::kBFloat16:
+      return f(TypeTag<float>{}, TypeTag<__nv_bfloat16>{});
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
 // Turns a runtime flag into a compile-time one, so each kernel is specialized
 // without per-element branches (and unused state is neither read nor written).
 template <typename F>

@@ -1,5 +1,5 @@
 // CUDA kernels of the fused optimizers, registered under the CUDA dispatch key:
-// checks the inputs, groups the tensors by device and dtype, and hands raw
+// checks the inputs, groups the tensors by device and dtypes, and hands raw
 // pointers to the launchers of the *.cu files (declared in launch.h). No math
 // here, and no host sync: lr, the AMP scale and flag, and the step counts are
 // read by the kernels from device memory, so the step can be captured in a
@@ -13,6 +13,7 @@
 #include <array>
 #include <map>
 #include <optional>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -74,6 +75,10 @@ DeviceScalar device_scalar(const optional<Tensor>& t, double fallback, const at:
   return s;
 }
 
+TensorList models(const OptionalTensorList& model_params) {
+  return model_params.value_or(TensorList{});
+}
+
 // True when found_inf is a CPU tensor that is set: nothing to launch.
 bool skipped_on_host(const optional<Tensor>& found_inf) {
   return found_inf.has_value() && !found_inf->is_cuda() && found_inf->item<double>() != 0.0;
@@ -101,8 +106,9 @@ bool flat_compatible(const std::array<TensorList, N>& lists, size_t i) {
   return true;
 }
 
-// Enqueues launch(dtype, tensors, common, stream) once per (device, dtype) of
-// the params. lists[0] are the params; an empty list is unused (null
+// Enqueues launch(types, tensors, common, stream) once per (device, param
+// dtype, grad dtype). lists[0] are the params, lists[1] the grads, lists[N-1]
+// the model params (fp32 master weights); an empty list is unused (null
 // pointers). Strided tensors are updated through contiguous copies, written
 // back after for the lists flagged in `mutated`. Temporaries are freed on
 // return: the caching allocator reuses their memory only after the launches
@@ -115,7 +121,8 @@ void run(const char* op, const std::array<TensorList, N>& lists, const std::arra
   const TensorList params = lists[0];
   std::vector<Tensor> keep_alive;
   std::vector<std::pair<Tensor, Tensor>> copy_back;
-  std::map<std::pair<c10::DeviceIndex, at::ScalarType>, std::vector<TensorPtrs<N>>> groups;
+  using Key = std::tuple<c10::DeviceIndex, at::ScalarType, at::ScalarType>;
+  std::map<Key, std::vector<TensorPtrs<N>>> groups;
 
   for (size_t i = 0; i < params.size(); ++i) {
     const Tensor& p = params[i];
@@ -140,11 +147,12 @@ void run(const char* op, const std::array<TensorList, N>& lists, const std::arra
     }
     t.numel = p.numel();
     t.step = state_steps.empty() ? nullptr : step_ptr(state_steps[i], p.device(), keep_alive);
-    groups[{p.device().index(), p.scalar_type()}].push_back(t);
+    groups[{p.device().index(), p.scalar_type(), lists[1][i].scalar_type()}].push_back(t);
   }
 
   for (const auto& [key, tensors] : groups) {
-    const at::Device device(at::kCUDA, key.first);
+    const auto [index, param_type, grad_type] = key;
+    const at::Device device(at::kCUDA, index);
     const c10::cuda::CUDAGuard guard(device);
     CommonArgs common;
     common.lr = device_scalar(scalars.lr_tensor, scalars.lr, device, keep_alive);
@@ -153,8 +161,8 @@ void run(const char* op, const std::array<TensorList, N>& lists, const std::arra
     common.weight_decay = weight_decay;
     common.maximize = maximize;
     const Span<TensorPtrs<N>> span{tensors.data(), static_cast<int64_t>(tensors.size())};
-    C10_CUDA_CHECK(launch(kernel_type(op, key.second), span, common,
-                          c10::cuda::getCurrentCUDAStream(key.first).stream()));
+    const ElementTypes types{kernel_type(op, param_type), kernel_type(op, grad_type)};
+    C10_CUDA_CHECK(launch(types, span, common, c10::cuda::getCurrentCUDAStream(index).stream()));
   }
   for (auto& [original, dense] : copy_back) original.copy_(dense);
 }
@@ -163,16 +171,19 @@ void run(const char* op, const std::array<TensorList, N>& lists, const std::arra
 void momentum_cuda(TensorList params, TensorList grads, TensorList momentum_buffers, double lr,
                    double momentum, double dampening, bool nesterov, double weight_decay,
                    bool maximize, bool first_step, const optional<Tensor>& lr_tensor,
-                   const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf) {
+                   const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf,
+                   const OptionalTensorList& model_params) {
   const char* op = "optimizers::momentum_";
-  check_momentum_args(params, grads, momentum_buffers, momentum, lr_tensor, grad_scale, found_inf);
+  check_momentum_args(params, grads, momentum_buffers, momentum, lr_tensor, grad_scale, found_inf,
+                      model_params);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
   MomentumArgs args{{}, momentum, dampening, nesterov, first_step};
   run<momentum_list::kCount>(
-      op, {params, grads, momentum_buffers}, {true, false, true}, {}, scalars, weight_decay,
-      maximize, [&](ScalarType dtype, auto tensors, const CommonArgs& common, cudaStream_t stream) {
+      op, {params, grads, momentum_buffers, models(model_params)}, {true, false, true, true}, {},
+      scalars, weight_decay,
+      maximize, [&](ElementTypes types, auto tensors, const CommonArgs& common, cudaStream_t stream) {
         args.common = common;
-        return launch_momentum(dtype, tensors, args, stream);
+        return launch_momentum(types, tensors, args, stream);
       });
 }
 
@@ -182,20 +193,20 @@ void rmsprop_cuda(TensorList params, TensorList grads, TensorList square_avgs, T
                   double eps,
                   double weight_decay, double momentum, bool centered, bool maximize,
                   const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
-                  const optional<Tensor>& found_inf) {
+                  const optional<Tensor>& found_inf, const OptionalTensorList& model_params) {
   const char* op = "optimizers::rmsprop_";
   check_rmsprop_args(params, grads, square_avgs, grad_avgs, momentum_buffers, state_steps, centered,
-                     momentum, lr_tensor, grad_scale, found_inf);
+                     momentum, lr_tensor, grad_scale, found_inf, model_params);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
   if (skipped_on_host(found_inf)) return;
   advance_steps(state_steps, found_inf);
   RMSPropArgs args{{}, alpha, eps, momentum, centered};
   run<rmsprop_list::kCount>(
-      op, {params, grads, square_avgs, grad_avgs, momentum_buffers},
-      {true, false, true, true, true}, {}, scalars, weight_decay, maximize,
-      [&](ScalarType dtype, auto tensors, const CommonArgs& common, cudaStream_t stream) {
+      op, {params, grads, square_avgs, grad_avgs, momentum_buffers, models(model_params)},
+      {true, false, true, true, true, true}, {}, scalars, weight_decay, maximize,
+      [&](ElementTypes types, auto tensors, const CommonArgs& common, cudaStream_t stream) {
         args.common = common;
-        return launch_rmsprop(dtype, tensors, args, stream);
+        return launch_rmsprop(types, tensors, args, stream);
       });
 }
 
@@ -204,20 +215,22 @@ void adam_cuda(TensorList params, TensorList grads, TensorList exp_avgs, TensorL
                TensorList max_exp_avg_sqs, TensorList state_steps, double lr, double beta1,
                double beta2, double eps, double weight_decay, bool decoupled_weight_decay,
                bool amsgrad, bool bias_correction, bool maximize, const optional<Tensor>& lr_tensor,
-               const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf) {
+               const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf,
+               const OptionalTensorList& model_params) {
   const char* op = "optimizers::adam_";
   check_adam_args(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, amsgrad,
-                  lr_tensor, grad_scale, found_inf);
+                  lr_tensor, grad_scale, found_inf, model_params);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
   if (skipped_on_host(found_inf)) return;
   advance_steps(state_steps, found_inf);  // before the launch, which reads them
   AdamArgs args{{}, beta1, beta2, eps, decoupled_weight_decay, amsgrad, bias_correction};
   run<adam_list::kCount>(
-      op, {params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs}, {true, false, true, true, true},
+      op, {params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, models(model_params)},
+      {true, false, true, true, true, true},
       state_steps, scalars, weight_decay, maximize,
-      [&](ScalarType dtype, auto tensors, const CommonArgs& common, cudaStream_t stream) {
+      [&](ElementTypes types, auto tensors, const CommonArgs& common, cudaStream_t stream) {
         args.common = common;
-        return launch_adam(dtype, tensors, args, stream);
+        return launch_adam(types, tensors, args, stream);
       });
 }
 
@@ -226,20 +239,21 @@ void diffgrad_cuda(TensorList params, TensorList grads, TensorList exp_avgs, Ten
                    TensorList previous_grads, TensorList state_steps, double lr, double beta1,
                    double beta2, double eps, double weight_decay, bool maximize,
                    const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
-                   const optional<Tensor>& found_inf) {
+                   const optional<Tensor>& found_inf, const OptionalTensorList& model_params) {
   const char* op = "optimizers::diffgrad_";
   check_diffgrad_args(params, grads, exp_avgs, exp_avg_sqs, previous_grads, state_steps, lr_tensor,
-                      grad_scale, found_inf);
+                      grad_scale, found_inf, model_params);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
   if (skipped_on_host(found_inf)) return;
   advance_steps(state_steps, found_inf);  // before the launch, which reads them
   DiffGradArgs args{{}, beta1, beta2, eps};
   run<diffgrad_list::kCount>(
-      op, {params, grads, exp_avgs, exp_avg_sqs, previous_grads}, {true, false, true, true, true},
+      op, {params, grads, exp_avgs, exp_avg_sqs, previous_grads, models(model_params)},
+      {true, false, true, true, true, true},
       state_steps, scalars, weight_decay, maximize,
-      [&](ScalarType dtype, auto tensors, const CommonArgs& common, cudaStream_t stream) {
+      [&](ElementTypes types, auto tensors, const CommonArgs& common, cudaStream_t stream) {
         args.common = common;
-        return launch_diffgrad(dtype, tensors, args, stream);
+        return launch_diffgrad(types, tensors, args, stream);
       });
 }
 

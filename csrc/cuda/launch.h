@@ -11,6 +11,15 @@ namespace fused_optim::cuda {
 
 enum class ScalarType { kFloat, kDouble, kHalf, kBFloat16 };
 
+// The element types of one launch: `param` of the params and their state,
+// `grad` of the grads. They differ only under fp32 master weights: the params
+// are then float32 masters, and the grads and the model params (the last list
+// of every operator) are bf16/fp16.
+struct ElementTypes {
+  ScalarType param;
+  ScalarType grad;
+};
+
 // A scalar that the kernel reads when it runs: from device memory when `ptr`
 // is set (a tensor: no host sync, and a captured CUDA graph sees new values),
 // else `value`.
@@ -45,19 +54,26 @@ struct CommonArgs {
   bool maximize;
 };
 
-// Named indices of each operator's lists in TensorPtrs::data.
+// Named indices of each operator's lists in TensorPtrs::data. Every operator
+// has the params first, the grads second, and the model params last (null
+// without master weights), as multi_tensor_apply.cuh expects.
 namespace momentum_list {
-enum : int { kParam, kGrad, kBuffer, kCount };
+enum : int { kParam, kGrad, kBuffer, kModelParam, kCount };
 }
 namespace rmsprop_list {
-enum : int { kParam, kGrad, kSquareAvg, kGradAvg, kBuffer, kCount };
+enum : int { kParam, kGrad, kSquareAvg, kGradAvg, kBuffer, kModelParam, kCount };
 }
 namespace adam_list {
-enum : int { kParam, kGrad, kExpAvg, kExpAvgSq, kMaxExpAvgSq, kCount };
+enum : int { kParam, kGrad, kExpAvg, kExpAvgSq, kMaxExpAvgSq, kModelParam, kCount };
 }
 namespace diffgrad_list {
-enum : int { kParam, kGrad, kExpAvg, kExpAvgSq, kPreviousGrad, kCount };
+enum : int { kParam, kGrad, kExpAvg, kExpAvgSq, kPreviousGrad, kModelParam, kCount };
 }
+static_assert(momentum_list::kModelParam == momentum_list::kCount - 1 &&
+                  rmsprop_list::kModelParam == rmsprop_list::kCount - 1 &&
+                  adam_list::kModelParam == adam_list::kCount - 1 &&
+                  diffgrad_list::kModelParam == diffgrad_list::kCount - 1,
+              "the model params are every operator's last list");
 
 struct MomentumArgs {
   CommonArgs common;
@@ -92,15 +108,15 @@ struct DiffGradArgs {
   double eps;
 };
 
-// Each enqueues the update of every tensor (all of one dtype, on the current
-// device) on `stream` and returns the launch's error code.
-cudaError_t launch_momentum(ScalarType dtype, Span<TensorPtrs<momentum_list::kCount>> tensors,
+// Each enqueues the update of every tensor (all of the same types, on the
+// current device) on `stream` and returns the launch's error code.
+cudaError_t launch_momentum(ElementTypes types, Span<TensorPtrs<momentum_list::kCount>> tensors,
                             const MomentumArgs& args, cudaStream_t stream);
-cudaError_t launch_rmsprop(ScalarType dtype, Span<TensorPtrs<rmsprop_list::kCount>> tensors,
+cudaError_t launch_rmsprop(ElementTypes types, Span<TensorPtrs<rmsprop_list::kCount>> tensors,
                            const RMSPropArgs& args, cudaStream_t stream);
-cudaError_t launch_adam(ScalarType dtype, Span<TensorPtrs<adam_list::kCount>> tensors,
+cudaError_t launch_adam(ElementTypes types, Span<TensorPtrs<adam_list::kCount>> tensors,
                         const AdamArgs& args, cudaStream_t stream);
-cudaError_t launch_diffgrad(ScalarType dtype, Span<TensorPtrs<diffgrad_list::kCount>> tensors,
+cudaError_t launch_diffgrad(ElementTypes types, Span<TensorPtrs<diffgrad_list::kCount>> tensors,
                             const DiffGradArgs& args, cudaStream_t stream);
 
 }  // namespace fused_optim::cuda

@@ -10,7 +10,7 @@ namespace {
 
 using namespace momentum_list;
 
-template <typename S, bool kHasMomentum, bool kFirstStep>
+template <typename S, typename G, bool kHasMomentum, bool kFirstStep>
 struct MomentumFunctor {
   MomentumArgs args;
 
@@ -22,14 +22,11 @@ struct MomentumFunctor {
     const MomentumCoeffs<T> c = make_momentum_coeffs(
         grad_prep<T>(s, args.common.weight_decay, args.common.maximize), s.lr,
         kHasMomentum ? args.momentum : 0.0, args.dampening, args.nesterov, kFirstStep);
-    S* const ptrs[kCount] = {meta.template chunk_ptr<S>(kParam, chunk),
-                             meta.template chunk_ptr<S>(kGrad, chunk),
-                             kHasMomentum ? meta.template chunk_ptr<S>(kBuffer, chunk) : nullptr};
     // The first step sets the buffer without reading it.
     constexpr unsigned kRead =
         lists(kParam, kGrad) | (kHasMomentum && !kFirstStep ? lists(kBuffer) : 0u);
     constexpr unsigned kWrite = lists(kParam) | (kHasMomentum ? lists(kBuffer) : 0u);
-    chunk_apply<kRead, kWrite>(ptrs, chunk.size, [&](T(&x)[kCount]) {
+    chunk_apply<kRead, kWrite, S, G>(meta, chunk, [&](T(&x)[kCount]) {
       momentum_update(x[kParam], x[kGrad], x[kBuffer], c);
     });
   }
@@ -37,13 +34,14 @@ struct MomentumFunctor {
 
 }  // namespace
 
-cudaError_t launch_momentum(ScalarType dtype, Span<TensorPtrs<kCount>> tensors,
+cudaError_t launch_momentum(ElementTypes types, Span<TensorPtrs<kCount>> tensors,
                             const MomentumArgs& args, cudaStream_t stream) {
-  return dispatch_scalar_type(dtype, [&](auto type) {
-    using S = typename decltype(type)::type;
+  return dispatch_element_types(types, [&](auto param_type, auto grad_type) {
+    using S = typename decltype(param_type)::type;
+    using G = typename decltype(grad_type)::type;
     return with_flag(args.momentum != 0.0, [&](auto has_momentum) {
       return with_flag(args.first_step, [&](auto first_step) {
-        using F = MomentumFunctor<S, decltype(has_momentum)::value, decltype(first_step)::value>;
+        using F = MomentumFunctor<S, G, decltype(has_momentum)::value, decltype(first_step)::value>;
         return multi_tensor_apply</*kHasStep=*/false>(tensors, F{args}, stream);
       });
     });

@@ -8,15 +8,15 @@
 // the block map are full, the launch goes out and packing starts over, carrying
 // a half-done tensor into the next launch.
 //
-// Addresses are untyped: the functor gives each list its element type. The
-// element loop below (chunk_apply) assumes one type for all lists; fp32 master
-// weights for bf16 params would need only a variant of it that takes a type per
-// list.
+// Addresses are untyped: the element loop (chunk_apply) gives each list its
+// type, S for the params and their state and G for the grads and the model
+// params; S is float and G bf16/fp16 under fp32 master weights, else S == G.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "dtypes.cuh"
 #include "launch.h"
@@ -69,12 +69,6 @@ struct TensorListMetadata {
   const float* steps[kHasStep ? kMaxTensors : 1];
   int32_t block_to_chunk[kMaxBlocks];  // chunk index within its tensor
   uint16_t block_to_tensor[kMaxBlocks];
-
-  // The chunk's first element of list `list`.
-  template <typename S>
-  __device__ __forceinline__ S* chunk_ptr(int list, const ChunkRef& chunk) const {
-    return static_cast<S*>(addresses[list][chunk.tensor]) + chunk.begin;
-  }
 
   __device__ __forceinline__ float step(const ChunkRef& chunk) const {
     static_assert(kHasStep, "this launch carries no step counts");
@@ -163,47 +157,99 @@ cudaError_t multi_tensor_apply(Span<TensorPtrs<kDepth>> tensors, const Functor& 
   });
 }
 
-// 16 bytes of elements, loaded and stored as one vector.
-template <typename S, int kSize>
-struct alignas(kVectorBytes) Pack {
-  S v[kSize];
+// Bit mask of list indices, for chunk_apply's kRead and kWrite.
+template <typename... I>
+__host__ __device__ constexpr unsigned lists(I... indices) {
+  return ((1u << indices) | ... | 0u);
+}
+
+// The lists every operator has in the same place (launch.h): the params
+// first, the grads second, the model params (master weights only) last.
+constexpr int kParamList = 0;
+constexpr int kGradList = 1;
+
+// kVec elements, loaded and stored as one vector (16 bytes for the widest type).
+template <typename E, int kVec>
+struct alignas(sizeof(E) * kVec) Pack {
+  E v[kVec];
 };
 
-template <typename S>
-__device__ __forceinline__ bool is_vector_aligned(const S* p) {
-  return reinterpret_cast<uintptr_t>(p) % kVectorBytes == 0;
+template <typename E, int kVec>
+__device__ __forceinline__ bool is_vector_aligned(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % (sizeof(E) * kVec) == 0;
+}
+
+template <typename E, int kVec, typename T>
+__device__ __forceinline__ void load_vector(const void* base, int i, T (&x)[kVec]) {
+  const Pack<E, kVec> v = *reinterpret_cast<const Pack<E, kVec>*>(static_cast<const E*>(base) + i);
+#pragma unroll
+  for (int e = 0; e < kVec; ++e) x[e] = to_opmath(v.v[e]);
+}
+
+template <typename E, int kVec, typename T>
+__device__ __forceinline__ void store_vector(void* base, int i, const T (&x)[kVec]) {
+  Pack<E, kVec> v;
+#pragma unroll
+  for (int e = 0; e < kVec; ++e) v.v[e] = from_opmath<E>(x[e]);
+  *reinterpret_cast<Pack<E, kVec>*>(static_cast<E*>(base) + i) = v;
 }
 
 // The element loop of one chunk: loads element j of each list into opmath
 // registers x[0..kDepth), calls op(x), and stores the lists op may change.
 // kRead and kWrite are bit masks of the lists read and written (compile-time,
-// so that unused lists cost nothing; an unread list's x starts at 0). Where
-// every used pointer is 16-byte aligned, loads and stores are 16-byte vectors
-// with a scalar tail; otherwise every element is scalar.
-template <unsigned kRead, unsigned kWrite, int kDepth, typename S, typename Op>
-__device__ __forceinline__ void chunk_apply(S* const (&ptrs)[kDepth], int n, const Op& op) {
+// so that unused lists cost nothing; an unread list's x starts at 0). Lists
+// are of type S, but for the grads and the model params (type G). Where S and
+// G differ (fp32 master weights), the model params receive the new params,
+// rounded. Where every used pointer is aligned to its vector, loads and stores
+// are vectors with a scalar tail; otherwise every element is scalar.
+template <unsigned kRead, unsigned kWrite, typename S, typename G, typename Metadata,
+          typename Op>
+__device__ __forceinline__ void chunk_apply(const Metadata& meta, const ChunkRef& chunk,
+                                            const Op& op) {
   using T = opmath_t<S>;
+  static_assert(std::is_same_v<T, opmath_t<G>>, "params and grads must share the opmath type");
+  constexpr int kDepth = Metadata::kDepth;
+  constexpr int kModelList = kDepth - 1;
+  constexpr bool kHasModel = !std::is_same_v<S, G>;
+  constexpr unsigned kNarrow = lists(kGradList, kModelList);
+  constexpr unsigned kStore = kWrite | (kHasModel ? lists(kModelList) : 0u);
+  constexpr unsigned kUsed = kRead | kStore;
   constexpr int kVec = kVectorBytes / sizeof(S);
-  using V = Pack<S, kVec>;
-  constexpr unsigned kUsed = kRead | kWrite;
+  const int n = chunk.size;
 
+  void* ptrs[kDepth] = {};
   bool aligned = true;
 #pragma unroll
-  for (int k = 0; k < kDepth; ++k)
-    if ((kUsed >> k) & 1u) aligned = aligned && is_vector_aligned(ptrs[k]);
+  for (int k = 0; k < kDepth; ++k) {
+    if (!((kUsed >> k) & 1u)) continue;
+    void* base = meta.addresses[k][chunk.tensor];
+    if ((kNarrow >> k) & 1u) {
+      ptrs[k] = static_cast<G*>(base) + chunk.begin;
+      aligned = aligned && is_vector_aligned<G, kVec>(ptrs[k]);
+    } else {
+      ptrs[k] = static_cast<S*>(base) + chunk.begin;
+      aligned = aligned && is_vector_aligned<S, kVec>(ptrs[k]);
+    }
+  }
   const int vector_end = aligned ? n - n % kVec : 0;
+
+  // Runs op on one element's registers and copies the new param to the model param.
+  auto update = [&](T(&y)[kDepth]) {
+    op(y);
+    if constexpr (kHasModel) y[kModelList] = y[kParamList];
+  };
 
   for (int i = threadIdx.x * kVec; i < vector_end; i += kBlockThreads * kVec) {
     T x[kDepth][kVec];
 #pragma unroll
     for (int k = 0; k < kDepth; ++k) {
-      if ((kRead >> k) & 1u) {
-        const V v = *reinterpret_cast<const V*>(ptrs[k] + i);
-#pragma unroll
-        for (int e = 0; e < kVec; ++e) x[k][e] = to_opmath(v.v[e]);
-      } else {
+      if (!((kRead >> k) & 1u)) {
 #pragma unroll
         for (int e = 0; e < kVec; ++e) x[k][e] = T(0);
+      } else if ((kNarrow >> k) & 1u) {
+        load_vector<G, kVec>(ptrs[k], i, x[k]);
+      } else {
+        load_vector<S, kVec>(ptrs[k], i, x[k]);
       }
     }
 #pragma unroll
@@ -211,36 +257,41 @@ __device__ __forceinline__ void chunk_apply(S* const (&ptrs)[kDepth], int n, con
       T y[kDepth];
 #pragma unroll
       for (int k = 0; k < kDepth; ++k) y[k] = x[k][e];
-      op(y);
+      update(y);
 #pragma unroll
       for (int k = 0; k < kDepth; ++k) x[k][e] = y[k];
     }
 #pragma unroll
     for (int k = 0; k < kDepth; ++k) {
-      if ((kWrite >> k) & 1u) {
-        V v;
-#pragma unroll
-        for (int e = 0; e < kVec; ++e) v.v[e] = from_opmath<S>(x[k][e]);
-        *reinterpret_cast<V*>(ptrs[k] + i) = v;
-      }
+      if (!((kStore >> k) & 1u)) continue;
+      if ((kNarrow >> k) & 1u)
+        store_vector<G, kVec>(ptrs[k], i, x[k]);
+      else
+        store_vector<S, kVec>(ptrs[k], i, x[k]);
     }
   }
 
   for (int i = vector_end + threadIdx.x; i < n; i += kBlockThreads) {
     T y[kDepth];
 #pragma unroll
-    for (int k = 0; k < kDepth; ++k) y[k] = ((kRead >> k) & 1u) ? to_opmath(ptrs[k][i]) : T(0);
-    op(y);
+    for (int k = 0; k < kDepth; ++k) {
+      if (!((kRead >> k) & 1u))
+        y[k] = T(0);
+      else if ((kNarrow >> k) & 1u)
+        y[k] = to_opmath(static_cast<const G*>(ptrs[k])[i]);
+      else
+        y[k] = to_opmath(static_cast<const S*>(ptrs[k])[i]);
+    }
+    update(y);
 #pragma unroll
-    for (int k = 0; k < kDepth; ++k)
-      if ((kWrite >> k) & 1u) ptrs[k][i] = from_opmath<S>(y[k]);
+    for (int k = 0; k < kDepth; ++k) {
+      if (!((kStore >> k) & 1u)) continue;
+      if ((kNarrow >> k) & 1u)
+        static_cast<G*>(ptrs[k])[i] = from_opmath<G>(y[k]);
+      else
+        static_cast<S*>(ptrs[k])[i] = from_opmath<S>(y[k]);
+    }
   }
-}
-
-// Bit mask of list indices, for chunk_apply's kRead and kWrite.
-template <typename... I>
-__host__ __device__ constexpr unsigned lists(I... indices) {
-  return ((1u << indices) | ... | 0u);
 }
 
 }  // namespace fused_optim::cuda

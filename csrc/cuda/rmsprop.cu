@@ -10,7 +10,7 @@ namespace {
 
 using namespace rmsprop_list;
 
-template <typename S, bool kCentered, bool kHasMomentum>
+template <typename S, typename G, bool kCentered, bool kHasMomentum>
 struct RMSPropFunctor {
   RMSPropArgs args;
 
@@ -22,15 +22,10 @@ struct RMSPropFunctor {
     const RMSPropCoeffs<T> c = make_rmsprop_coeffs(
         grad_prep<T>(s, args.common.weight_decay, args.common.maximize), s.lr, args.alpha, args.eps,
         kHasMomentum ? args.momentum : 0.0, kCentered);
-    S* const ptrs[kCount] = {meta.template chunk_ptr<S>(kParam, chunk),
-                             meta.template chunk_ptr<S>(kGrad, chunk),
-                             meta.template chunk_ptr<S>(kSquareAvg, chunk),
-                             kCentered ? meta.template chunk_ptr<S>(kGradAvg, chunk) : nullptr,
-                             kHasMomentum ? meta.template chunk_ptr<S>(kBuffer, chunk) : nullptr};
     constexpr unsigned kState = lists(kSquareAvg) | (kCentered ? lists(kGradAvg) : 0u) |
                                 (kHasMomentum ? lists(kBuffer) : 0u);
-    chunk_apply<lists(kParam, kGrad) | kState, lists(kParam) | kState>(
-        ptrs, chunk.size, [&](T(&x)[kCount]) {
+    chunk_apply<lists(kParam, kGrad) | kState, lists(kParam) | kState, S, G>(
+        meta, chunk, [&](T(&x)[kCount]) {
           rmsprop_update(x[kParam], x[kGrad], x[kSquareAvg], x[kGradAvg], x[kBuffer], c);
         });
   }
@@ -38,13 +33,14 @@ struct RMSPropFunctor {
 
 }  // namespace
 
-cudaError_t launch_rmsprop(ScalarType dtype, Span<TensorPtrs<kCount>> tensors,
+cudaError_t launch_rmsprop(ElementTypes types, Span<TensorPtrs<kCount>> tensors,
                            const RMSPropArgs& args, cudaStream_t stream) {
-  return dispatch_scalar_type(dtype, [&](auto type) {
-    using S = typename decltype(type)::type;
+  return dispatch_element_types(types, [&](auto param_type, auto grad_type) {
+    using S = typename decltype(param_type)::type;
+    using G = typename decltype(grad_type)::type;
     return with_flag(args.centered, [&](auto centered) {
       return with_flag(args.momentum > 0.0, [&](auto has_momentum) {
-        using F = RMSPropFunctor<S, decltype(centered)::value, decltype(has_momentum)::value>;
+        using F = RMSPropFunctor<S, G, decltype(centered)::value, decltype(has_momentum)::value>;
         return multi_tensor_apply</*kHasStep=*/false>(tensors, F{args}, stream);
       });
     });

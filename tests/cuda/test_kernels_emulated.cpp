@@ -4,7 +4,8 @@
 // tensors of several chunks, hundreds of tensors (several launches), pointers
 // off the 16-byte grid (the scalar path), unused lists left null, lr and the
 // AMP scalars read through pointers, per-tensor step counts, and found_inf
-// skipping everything. Run by tests/test_cuda_compile.py; needs no GPU.
+// skipping everything, and fp32 master weights (float params and state, bf16
+// or fp16 grads and model params). Run by tests/test_cuda_compile.py; needs no GPU.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -14,6 +15,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../../csrc/cuda/dtypes.cuh"
@@ -69,30 +71,62 @@ std::vector<int64_t> test_sizes() {
   return sizes;
 }
 
-// The lists of one tensor set; each tensor's elements lie between guard
-// elements, which must come back unchanged.
-template <typename S, int N>
+// The lists of one tensor set: list k has elements of type S, but for the
+// grads (list 1) and the model params (the last list), of type G. S == G
+// without master weights; with them (S float, G bf16/fp16) the model params
+// are passed and must come back as the rounded new params. Each tensor's
+// elements lie between guard elements, which must come back unchanged.
+template <typename S, typename G, int N>
 struct Lists {
+  using T = opmath_t<S>;
+  static constexpr bool kMaster = !std::is_same_v<S, G>;
+  static constexpr bool narrow(int k) { return k == 1 || k == N - 1; }
+
   std::vector<int64_t> sizes;
   unsigned used;  // bit k: list k is passed (else null)
-  std::vector<std::vector<S>> data[N];
+  std::vector<std::vector<S>> wide[N];
+  std::vector<std::vector<G>> thin[N];
 
   // A vector's worth of guard elements keeps the data 16-byte aligned (malloc
   // aligns to 16); one more puts it off the grid.
-  static constexpr int kGuard = 16 / sizeof(S);
+  template <typename E>
   static int offset(int k, size_t i) {
-    return kGuard + ((i % 3 == 2) || (k == 1 && i % 5 == 4) ? 1 : 0);
+    return 16 / static_cast<int>(sizeof(E)) + ((i % 3 == 2) || (k == 1 && i % 5 == 4) ? 1 : 0);
+  }
+  static int offset(int k, size_t i) { return narrow(k) ? offset<G>(k, i) : offset<S>(k, i); }
+
+  void* ptr(int k, size_t i) {
+    return narrow(k) ? static_cast<void*>(thin[k][i].data() + offset(k, i))
+                     : static_cast<void*>(wide[k][i].data() + offset(k, i));
+  }
+  T load(int k, size_t i, int64_t j) {
+    return narrow(k) ? T(to_opmath(static_cast<G*>(ptr(k, i))[j]))
+                     : T(to_opmath(static_cast<S*>(ptr(k, i))[j]));
+  }
+  void store(int k, size_t i, int64_t j, T x) {
+    if (narrow(k))
+      static_cast<G*>(ptr(k, i))[j] = from_opmath<G>(x);
+    else
+      static_cast<S*>(ptr(k, i))[j] = from_opmath<S>(x);
   }
 
-  S* ptr(int k, size_t i) { return data[k][i].data() + offset(k, i); }
+  template <typename E>
+  static void fill_one(std::vector<E>& v, int64_t size, int k, std::mt19937& rng,
+                       const std::function<double(int, std::mt19937&)>& value) {
+    v.resize(size + 2 * (16 / sizeof(E)) + 1);
+    for (auto& x : v) x = from_opmath<E>(static_cast<opmath_t<E>>(value(k, rng)));
+  }
 
   void fill(std::mt19937& rng, const std::function<double(int, std::mt19937&)>& value) {
     for (int k = 0; k < N; ++k) {
-      data[k].assign(sizes.size(), {});
+      wide[k].assign(sizes.size(), {});
+      thin[k].assign(sizes.size(), {});
       if (!((used >> k) & 1u)) continue;
       for (size_t i = 0; i < sizes.size(); ++i) {
-        data[k][i].resize(sizes[i] + 2 * kGuard + 1);
-        for (auto& x : data[k][i]) x = from_opmath<S>(static_cast<opmath_t<S>>(value(k, rng)));
+        if (narrow(k))
+          fill_one(thin[k][i], sizes[i], k, rng, value);
+        else
+          fill_one(wide[k][i], sizes[i], k, rng, value);
       }
     }
   }
@@ -107,63 +141,86 @@ struct Lists {
     return out;
   }
 
-  // Applies update(i, x) to every element in opmath, as a plain loop.
+  // Applies update(i, x) to every element in opmath, as a plain loop; with
+  // master weights the model param then gets the new param.
   template <typename Update>
   void apply(const Update& update) {
-    using T = opmath_t<S>;
     for (size_t i = 0; i < sizes.size(); ++i) {
       for (int64_t j = 0; j < sizes[i]; ++j) {
         T x[N] = {};
         for (int k = 0; k < N; ++k)
-          if ((used >> k) & 1u) x[k] = to_opmath(ptr(k, i)[j]);
+          if ((used >> k) & 1u) x[k] = load(k, i, j);
         update(i, x);
+        if (kMaster) x[N - 1] = x[0];
         for (int k = 0; k < N; ++k)
-          if ((used >> k) & 1u) ptr(k, i)[j] = from_opmath<S>(x[k]);
+          if ((used >> k) & 1u) store(k, i, j, x[k]);
       }
     }
   }
 };
 
-template <typename S, int N>
-bool same_bits(const std::string& name, const Lists<S, N>& got, const Lists<S, N>& want) {
-  for (int k = 0; k < N; ++k) {
-    for (size_t i = 0; i < want.sizes.size(); ++i) {
-      const auto& a = got.data[k][i];
-      const auto& b = want.data[k][i];
-      if (a.size() != b.size()) return false;
-      for (size_t j = 0; j < a.size(); ++j) {
-        if (std::memcmp(&a[j], &b[j], sizeof(S)) != 0) {
-          std::printf("FAIL %s: list %d, tensor %zu (size %lld), element %lld: %.9g, want %.9g\n",
-                      name.c_str(), k, i, static_cast<long long>(want.sizes[i]),
-                      static_cast<long long>(j) - Lists<S, N>::offset(k, i),
-                      static_cast<double>(to_opmath(a[j])), static_cast<double>(to_opmath(b[j])));
-          return false;
-        }
+template <typename E>
+bool same_bits(const std::string& name, int k, const std::vector<std::vector<E>>& got,
+               const std::vector<std::vector<E>>& want, const std::vector<int64_t>& sizes,
+               const std::function<int(size_t)>& offset) {
+  for (size_t i = 0; i < want.size(); ++i) {
+    const auto& a = got[i];
+    const auto& b = want[i];
+    if (a.size() != b.size()) return false;
+    for (size_t j = 0; j < a.size(); ++j) {
+      if (std::memcmp(&a[j], &b[j], sizeof(E)) != 0) {
+        std::printf("FAIL %s: list %d, tensor %zu (size %lld), element %lld: %.9g, want %.9g\n",
+                    name.c_str(), k, i, static_cast<long long>(sizes[i]),
+                    static_cast<long long>(j) - offset(i), static_cast<double>(to_opmath(a[j])),
+                    static_cast<double>(to_opmath(b[j])));
+        return false;
       }
     }
   }
   return true;
 }
 
+template <typename S, typename G, int N>
+bool same_bits(const std::string& name, const Lists<S, G, N>& got, const Lists<S, G, N>& want) {
+  for (int k = 0; k < N; ++k) {
+    auto offset = [k](size_t i) { return Lists<S, G, N>::offset(k, i); };
+    if (!same_bits(name, k, got.wide[k], want.wide[k], want.sizes, offset) ||
+        !same_bits(name, k, got.thin[k], want.thin[k], want.sizes, offset))
+      return false;
+  }
+  return true;
+}
+
+template <typename S, typename G>
+std::string types_name() {
+  return std::is_same_v<S, G> ? type_name<S>()
+                              : std::string(type_name<G>()) + " with float32 master weights";
+}
+
 // Runs launch on one copy and the plain loop on another; they must agree.
-template <typename S, int N, typename Launch, typename Update>
+// With master weights the model params (the last list) are passed too.
+// update == nullptr: the launch must change nothing (a skipped step).
+template <typename S, typename G, int N, typename Launch, typename Update>
 bool check(const std::string& name, unsigned used, const std::vector<float>& steps,
            const std::function<double(int, std::mt19937&)>& value, const Launch& launch,
            const Update& update) {
   std::mt19937 rng(42);
-  Lists<S, N> got{test_sizes(), used, {}};
+  if (Lists<S, G, N>::kMaster) used |= 1u << (N - 1);
+  Lists<S, G, N> got{test_sizes(), used, {}, {}};
   got.fill(rng, value);
-  Lists<S, N> want = got;
+  Lists<S, G, N> want = got;
   const auto ptrs = got.pointers(steps);
+  const ElementTypes types{scalar_type<S>(), scalar_type<G>()};
   const cudaError_t err =
-      launch(scalar_type<S>(), Span<TensorPtrs<N>>{ptrs.data(), static_cast<int64_t>(ptrs.size())});
+      launch(types, Span<TensorPtrs<N>>{ptrs.data(), static_cast<int64_t>(ptrs.size())});
   if (err != cudaSuccess) {
     std::printf("FAIL %s: launch returned %d\n", name.c_str(), static_cast<int>(err));
     return false;
   }
-  want.apply(update);
-  const bool ok = same_bits(name + " " + type_name<S>(), got, want);
-  if (ok) std::printf("ok   %s %s\n", name.c_str(), type_name<S>());
+  if constexpr (!std::is_null_pointer_v<Update>) want.apply(update);
+  const std::string full = name + " " + types_name<S, G>();
+  const bool ok = same_bits(full, got, want);
+  if (ok) std::printf("ok   %s\n", full.c_str());
   return ok;
 }
 
@@ -198,7 +255,7 @@ const float kLrOnDevice = 0.02f;
 const double kGradScaleOnDevice = 4.0;
 const float kFoundInf = 1.0f;
 
-template <typename S>
+template <typename S, typename G>
 bool check_momentum() {
   using T = opmath_t<S>;
   constexpr int N = momentum_list::kCount;
@@ -223,9 +280,9 @@ bool check_momentum() {
     auto value = [&](int k, std::mt19937& rng) {
       return k == 2 && cfg.first_step ? NAN : default_value(k, rng);
     };
-    ok &= check<S, N>(
+    ok &= check<S, G, N>(
         cfg.name, has_buffer ? 0b111u : 0b011u, {}, value,
-        [&](ScalarType t, auto span) { return launch_momentum(t, span, args, nullptr); },
+        [&](ElementTypes t, auto span) { return launch_momentum(t, span, args, nullptr); },
         [&](size_t, T(&x)[N]) {
           T buf = has_buffer && !cfg.first_step ? x[2] : T(0);
           momentum_update(x[0], x[1], buf, c);
@@ -235,7 +292,7 @@ bool check_momentum() {
   return ok;
 }
 
-template <typename S>
+template <typename S, typename G>
 bool check_rmsprop() {
   using T = opmath_t<S>;
   constexpr int N = rmsprop_list::kCount;
@@ -256,16 +313,16 @@ bool check_rmsprop() {
       };
       const std::string name = std::string("rmsprop") + (centered ? " centered" : "") +
                                (momentum > 0 ? " momentum" : "");
-      ok &= check<S, N>(
+      ok &= check<S, G, N>(
           name, used, {}, value,
-          [&](ScalarType t, auto span) { return launch_rmsprop(t, span, args, nullptr); },
+          [&](ElementTypes t, auto span) { return launch_rmsprop(t, span, args, nullptr); },
           [&](size_t, T(&x)[N]) { rmsprop_update(x[0], x[1], x[2], x[3], x[4], c); });
     }
   }
   return ok;
 }
 
-template <typename S>
+template <typename S, typename G>
 bool check_adam() {
   using T = opmath_t<S>;
   constexpr int N = adam_list::kCount;
@@ -288,30 +345,29 @@ bool check_adam() {
           cfg.bias_correction, cfg.decoupled ? wd : 0.0, cfg.amsgrad);
       adam_update(x[0], x[1], x[2], x[3], x[4], c);
     };
-    ok &= check<S, N>(
+    ok &= check<S, G, N>(
         cfg.name, cfg.amsgrad ? 0b11111u : 0b01111u, steps, default_value,
-        [&](ScalarType t, auto span) { return launch_adam(t, span, args, nullptr); }, update);
+        [&](ElementTypes t, auto span) { return launch_adam(t, span, args, nullptr); }, update);
   }
   // found_inf set (read through its pointer): nothing changes.
   AdamArgs args{common(0.01, 0.0, false), 0.9, 0.999, 1e-8, false, true, true};
   args.common.found_inf.ptr = &kFoundInf;
-  ok &= check<S, N>(
+  ok &= check<S, G, N>(
       "adam found_inf skips", 0b11111u, steps, default_value,
-      [&](ScalarType t, auto span) { return launch_adam(t, span, args, nullptr); },
-      [](size_t, T(&)[N]) {});
+      [&](ElementTypes t, auto span) { return launch_adam(t, span, args, nullptr); }, nullptr);
   return ok;
 }
 
-template <typename S>
+template <typename S, typename G>
 bool check_diffgrad() {
   using T = opmath_t<S>;
   constexpr int N = diffgrad_list::kCount;
   const std::vector<float> steps = test_steps();
   const double lr = 0.01, wd = 0.1, b1 = 0.9, b2 = 0.999, eps = 1e-8;
   DiffGradArgs args{common(lr, wd, true), b1, b2, eps};
-  return check<S, N>(
+  return check<S, G, N>(
       "diffgrad", 0b11111u, steps, default_value,
-      [&](ScalarType t, auto span) { return launch_diffgrad(t, span, args, nullptr); },
+      [&](ElementTypes t, auto span) { return launch_diffgrad(t, span, args, nullptr); },
       [&](size_t i, T(&x)[N]) {
         const AdamCoeffs<T> c = make_adam_coeffs(make_grad_prep<T>(1.0, wd, true), lr, b1, b2, eps,
                                                  steps[i], true, 0.0, false);
@@ -319,12 +375,12 @@ bool check_diffgrad() {
       });
 }
 
-template <typename S>
+template <typename S, typename G = S>
 bool check_all() {
-  bool ok = check_momentum<S>();
-  ok &= check_rmsprop<S>();
-  ok &= check_adam<S>();
-  ok &= check_diffgrad<S>();
+  bool ok = check_momentum<S, G>();
+  ok &= check_rmsprop<S, G>();
+  ok &= check_adam<S, G>();
+  ok &= check_diffgrad<S, G>();
   return ok;
 }
 
@@ -335,6 +391,8 @@ int main() {
   ok &= check_all<double>();
   ok &= check_all<__half>();
   ok &= check_all<__nv_bfloat16>();
+  ok &= check_all<float, __half>();
+  ok &= check_all<float, __nv_bfloat16>();
   std::printf(ok ? "all ok\n" : "FAILED\n");
   return ok ? 0 : 1;
 }
