@@ -1,6 +1,7 @@
 """The operators torch.ops.optimizers.* called directly: input errors that show the bad values, and
 torch.library.opcheck (schema, fake tensors, autograd registration, AOT dispatch)."""
 
+import math
 import re
 
 import pytest
@@ -267,3 +268,56 @@ def test_opcheck_master_weights(name, device):
     lists, kwargs = master_weights_call(name, torch.bfloat16, device)
     op = getattr(torch.ops.optimizers, name).default
     torch.library.opcheck(op, tuple(lists.values()), kwargs)
+
+
+# -- fp16 conversions of the CPU loops (csrc/cpu/half_bits.h) ------------------------------------
+def _sgd(params, grads, model_params, lr, maximize=False):
+    torch.ops.optimizers.momentum_(
+        params,
+        grads,
+        [],
+        lr=lr,
+        momentum=0.0,
+        dampening=0.0,
+        nesterov=False,
+        weight_decay=0.0,
+        maximize=maximize,
+        first_step=False,
+        model_params=model_params,
+    )
+
+
+def _all_half_values() -> torch.Tensor:
+    return torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(torch.float16)
+
+
+def test_fp16_to_float_is_exact_for_every_bit_pattern():
+    """Every fp16 value (subnormals, infinities, NaN) as a grad: master = 0 - 1 * (-g) = g, which
+    must equal torch's conversion."""
+    grads = _all_half_values()
+    master = torch.zeros(grads.shape)
+    _sgd([master], [grads], [torch.zeros_like(grads)], lr=1.0, maximize=True)
+    torch.testing.assert_close(master, grads.float(), rtol=0, atol=0, equal_nan=True)
+
+
+def test_float_to_fp16_rounds_as_torch():
+    """Floats rounded into fp16 model params (lr=0 leaves the masters as they are) match torch's
+    round-to-nearest-even bit for bit: every fp16 value, the midpoints between neighbours (ties to
+    even) and a float either side of each, the overflow edge, and random float bit patterns."""
+    halves = _all_half_values().double()
+    finite = halves[halves.isfinite()].unique()
+    mid = (finite[1:] + finite[:-1]) / 2
+    mid32 = mid.float()
+    near = torch.cat(
+        [torch.nextafter(mid32, torch.tensor(-math.inf)), torch.nextafter(mid32, torch.tensor(math.inf))]
+    )
+    edges = torch.tensor([65504.0, 65519.996, 65520.0, 1e-8, 2.0**-25, 2.0**-24, 1e38, math.inf, -math.inf])
+    gen = torch.Generator().manual_seed(0)
+    random_bits = torch.randint(-(2**31), 2**31 - 1, (1 << 20,), generator=gen, dtype=torch.int32)
+    values = torch.cat([halves.float(), mid32, near, edges, -edges, random_bits.view(torch.float32)])
+    model = torch.empty(values.shape, dtype=torch.float16)
+    _sgd([values.clone()], [torch.zeros_like(model)], [model], lr=0.0)
+    expected = values.to(torch.float16)
+    assert torch.equal(model.isnan(), expected.isnan())
+    keep = ~expected.isnan()
+    assert torch.equal(model[keep].view(torch.int16), expected[keep].view(torch.int16))

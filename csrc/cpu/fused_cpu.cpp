@@ -75,22 +75,24 @@ void momentum_cpu(TensorList params, TensorList grads, TensorList momentum_buffe
   TensorLists<3> args{{vec(params), vec(grads), vec(momentum_buffers)}, {true, false, true},
                       models(model_params)};
   with_flag(momentum != 0.0, [&](auto has_momentum) {
-    with_flag(first_step, [&](auto first) {
-      multi_tensor_apply(args, [&](int64_t, auto chunk, int64_t n) {
-        using T = typename decltype(chunk)::opmath;
-        const MomentumCoeffs<T> c =
-            make_momentum_coeffs(grad_prep<T>(s, weight_decay, maximize), s.lr,
-                                 has_momentum ? momentum : 0.0, dampening, nesterov, first);
-        auto* __restrict p = chunk.ptrs[0];
-        const auto* __restrict g = chunk.grad;
-        auto* __restrict buf = chunk.ptrs[2];
-        for (int64_t j = 0; j < n; ++j) {
-          T pj = p[j];
-          T bj = (has_momentum && !first) ? T(buf[j]) : T(0);
-          momentum_update(pj, T(g[j]), bj, c);
-          store_param(p, chunk.model, j, pj);
-          if constexpr (has_momentum) buf[j] = bj;
-        }
+    with_flag(nesterov, [&](auto is_nesterov) {
+      with_flag(first_step, [&](auto first) {
+        multi_tensor_apply(args, [&](int64_t, auto chunk, int64_t n) {
+          using T = typename decltype(chunk)::opmath;
+          const MomentumCoeffs<T> c = make_momentum_coeffs(grad_prep<T>(s, weight_decay, maximize),
+                                                           s.lr, momentum, dampening);
+          auto* __restrict p = chunk.ptrs[0];
+          const auto* __restrict g = chunk.grad;
+          auto* __restrict buf = chunk.ptrs[2];
+          for (int64_t j = 0; j < n; ++j) {
+            T pj = p[j];
+            T bj = (has_momentum && !first) ? T(buf[j]) : T(0);
+            momentum_update<decltype(has_momentum)::value, decltype(is_nesterov)::value,
+                            decltype(first)::value>(pj, T(g[j]), bj, c);
+            store_param(p, chunk.model, j, pj);
+            if constexpr (has_momentum) buf[j] = bj;
+          }
+        });
       });
     });
   });

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "half_bits.h"
+
 namespace fused_optim::cpu {
 
 // Elements per work item: large enough to amortize dispatch, small enough that
@@ -36,15 +38,29 @@ struct TensorLists {
   std::vector<at::Tensor> model_params = {};
 };
 
+// The element type the loops load and store for a tensor dtype S: its own, but
+// for fp16 (half_bits.h: conversions the compiler vectorizes).
+template <typename S>
+struct CpuElement {
+  using type = S;
+};
+template <>
+struct CpuElement<at::Half> {
+  using type = Half16;
+};
+template <typename S>
+using cpu_element_t = typename CpuElement<S>::type;
+static_assert(sizeof(Half16) == sizeof(at::Half));
+
 // One chunk of one param's tensors as a loop sees them: ptrs[k] for list k of
-// element type S (ptrs[1] is null), the grads of type G, and the model params
-// (type G) where kModel, else nullptr. S == G without master weights.
+// dtype S (ptrs[1] is null), the grads of dtype G, and the model params (dtype
+// G) where kModel, else nullptr. S == G without master weights.
 template <typename S, typename G, bool kModel, size_t N>
 struct Chunk {
   using opmath = at::opmath_type<S>;
-  std::array<S*, N> ptrs;
-  const G* grad;
-  std::conditional_t<kModel, G*, std::nullptr_t> model;
+  std::array<cpu_element_t<S>*, N> ptrs;
+  const cpu_element_t<G>* grad;
+  std::conditional_t<kModel, cpu_element_t<G>*, std::nullptr_t> model;
 };
 
 // Stores a param's new value, and its rounded copy in the model's param under master weights.
@@ -82,14 +98,19 @@ inline void make_dense(at::Tensor& t, bool mutated,
   t = dense;
 }
 
+// Element `begin` of tensor t, as the loops' element type.
+template <typename S>
+cpu_element_t<S>* element_ptr(const at::Tensor& t, int64_t begin) {
+  return reinterpret_cast<cpu_element_t<S>*>(t.data_ptr<S>() + begin);
+}
+
 template <typename S, typename G, bool kModel, size_t N>
 Chunk<S, G, kModel, N> chunk_pointers(TensorLists<N>& args, int64_t i, int64_t begin) {
   Chunk<S, G, kModel, N> c{};
   for (size_t k = 0; k < N; ++k)
-    if (k != kGradList && !args.lists[k].empty())
-      c.ptrs[k] = args.lists[k][i].template data_ptr<S>() + begin;
-  c.grad = args.lists[kGradList][i].template data_ptr<G>() + begin;
-  if constexpr (kModel) c.model = args.model_params[i].template data_ptr<G>() + begin;
+    if (k != kGradList && !args.lists[k].empty()) c.ptrs[k] = element_ptr<S>(args.lists[k][i], begin);
+  c.grad = element_ptr<G>(args.lists[kGradList][i], begin);
+  if constexpr (kModel) c.model = element_ptr<G>(args.model_params[i], begin);
   return c;
 }
 

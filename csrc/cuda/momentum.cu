@@ -10,7 +10,7 @@ namespace {
 
 using namespace momentum_list;
 
-template <typename S, typename G, bool kHasMomentum, bool kFirstStep>
+template <typename S, typename G, bool kHasMomentum, bool kNesterov, bool kFirstStep>
 struct MomentumFunctor {
   MomentumArgs args;
 
@@ -20,14 +20,14 @@ struct MomentumFunctor {
     const RunScalars s = read_run_scalars(args.common);
     if (s.skip) return;
     const MomentumCoeffs<T> c = make_momentum_coeffs(
-        grad_prep<T>(s, args.common.weight_decay, args.common.maximize), s.lr,
-        kHasMomentum ? args.momentum : 0.0, args.dampening, args.nesterov, kFirstStep);
+        grad_prep<T>(s, args.common.weight_decay, args.common.maximize), s.lr, args.momentum,
+        args.dampening);
     // The first step sets the buffer without reading it.
     constexpr unsigned kRead =
         lists(kParam, kGrad) | (kHasMomentum && !kFirstStep ? lists(kBuffer) : 0u);
     constexpr unsigned kWrite = lists(kParam) | (kHasMomentum ? lists(kBuffer) : 0u);
     chunk_apply<kRead, kWrite, S, G>(meta, chunk, [&](T(&x)[kCount]) {
-      momentum_update(x[kParam], x[kGrad], x[kBuffer], c);
+      momentum_update<kHasMomentum, kNesterov, kFirstStep>(x[kParam], x[kGrad], x[kBuffer], c);
     });
   }
 };
@@ -40,9 +40,12 @@ cudaError_t launch_momentum(ElementTypes types, Span<TensorPtrs<kCount>> tensors
     using S = typename decltype(param_type)::type;
     using G = typename decltype(grad_type)::type;
     return with_flag(args.momentum != 0.0, [&](auto has_momentum) {
-      return with_flag(args.first_step, [&](auto first_step) {
-        using F = MomentumFunctor<S, G, decltype(has_momentum)::value, decltype(first_step)::value>;
-        return multi_tensor_apply</*kHasStep=*/false>(tensors, F{args}, stream);
+      return with_flag(args.nesterov, [&](auto nesterov) {
+        return with_flag(args.first_step, [&](auto first_step) {
+          using F = MomentumFunctor<S, G, decltype(has_momentum)::value, decltype(nesterov)::value,
+                                    decltype(first_step)::value>;
+          return multi_tensor_apply</*kHasStep=*/false>(tensors, F{args}, stream);
+        });
       });
     });
   });

@@ -255,6 +255,20 @@ const float kLrOnDevice = 0.02f;
 const double kGradScaleOnDevice = 4.0;
 const float kFoundInf = 1.0f;
 
+// rules.h's momentum_update with run-time flags as its template arguments.
+template <typename T>
+void momentum_rule(T& p, T g, T& buf, const MomentumCoeffs<T>& c, bool has_momentum, bool nesterov,
+                   bool first_step) {
+  if (!has_momentum)
+    momentum_update<false, false, false>(p, g, buf, c);
+  else if (nesterov)
+    first_step ? momentum_update<true, true, true>(p, g, buf, c)
+               : momentum_update<true, true, false>(p, g, buf, c);
+  else
+    first_step ? momentum_update<true, false, true>(p, g, buf, c)
+               : momentum_update<true, false, false>(p, g, buf, c);
+}
+
 template <typename S, typename G>
 bool check_momentum() {
   using T = opmath_t<S>;
@@ -267,6 +281,7 @@ bool check_momentum() {
   };
   for (const Config& cfg : {Config{"momentum first step", 0.9, 0.1, false, true},
                             Config{"momentum nesterov", 0.9, 0.0, true, false},
+                            Config{"momentum nesterov first step", 0.9, 0.0, true, true},
                             Config{"momentum dampened", 0.8, 0.3, false, false},
                             Config{"momentum 0 (no buffers)", 0.0, 0.0, false, false}}) {
     MomentumArgs args{common(0.05, 0.01, true), cfg.momentum, cfg.dampening, cfg.nesterov,
@@ -274,8 +289,7 @@ bool check_momentum() {
     args.common.lr.ptr = &kLrOnDevice;  // read through the pointer, not value
     const bool has_buffer = cfg.momentum != 0.0;
     const MomentumCoeffs<T> c = make_momentum_coeffs(make_grad_prep<T>(1.0, 0.01, true), kLrOnDevice,
-                                                     cfg.momentum, cfg.dampening, cfg.nesterov,
-                                                     cfg.first_step);
+                                                     cfg.momentum, cfg.dampening);
     // On the first step the buffer holds garbage (NaN) that must not be read.
     auto value = [&](int k, std::mt19937& rng) {
       return k == 2 && cfg.first_step ? NAN : default_value(k, rng);
@@ -285,7 +299,7 @@ bool check_momentum() {
         [&](ElementTypes t, auto span) { return launch_momentum(t, span, args, nullptr); },
         [&](size_t, T(&x)[N]) {
           T buf = has_buffer && !cfg.first_step ? x[2] : T(0);
-          momentum_update(x[0], x[1], buf, c);
+          momentum_rule(x[0], x[1], buf, c, has_buffer, cfg.nesterov, cfg.first_step);
           if (has_buffer) x[2] = buf;
         });
   }
