@@ -23,6 +23,22 @@ def test_bytes_per_step_counts_every_read_and_write(rule, bytes_per_element):
     assert case.bytes_per_step == bytes_per_element * (1 << 20)
 
 
+# bf16, plain: 2 bytes a value. With master weights: read master 4, grad 2, state 4 each; write
+# master 4, state 4 each, param 2 (Adam: 4+2+4+4 + 4+4+4+2; Momentum: 4+2+4 + 4+4+2).
+@pytest.mark.parametrize("rule, bytes_per_element, with_master", [("adam", 14, 28), ("momentum", 10, 20)])
+def test_bf16_bytes_per_step_with_and_without_master_weights(rule, bytes_per_element, with_master):
+    plain = cases.build_case(rule, "ours", "1M", dtype=torch.bfloat16)
+    master = cases.build_case(rule, cases.MASTER_WEIGHTS, "1M", dtype=torch.bfloat16)
+    assert plain.bytes_per_step == bytes_per_element * (1 << 20)
+    assert master.bytes_per_step == with_master * (1 << 20)
+    (p,) = master.step.__self__.param_groups[0]["params"]
+    assert master.step.__self__.state[p]["master_param"].dtype == torch.float32
+    assert cases.MASTER_WEIGHTS in cases.implementations_of(rule, torch.bfloat16)
+    assert cases.MASTER_WEIGHTS not in cases.implementations_of(rule, torch.float32)
+    with pytest.raises(ValueError, match="bfloat16/float16"):
+        cases.build_case(rule, cases.MASTER_WEIGHTS, "1M")
+
+
 def test_every_implementation_steps_the_same_rule(monkeypatch):
     """All implementations of a rule give the same params after a step (same hyperparameters)."""
     monkeypatch.setitem(shapes.WORKLOADS, "tiny", lambda: [(33,), (4, 5)])

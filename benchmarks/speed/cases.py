@@ -67,6 +67,23 @@ IMPLEMENTATIONS: dict[str, dict[str, Callable]] = {
 }
 
 
+# Ours with fp32 master weights, for bf16/fp16 params only (a no-op on fp32 params).
+MASTER_WEIGHTS = "ours-master"
+_MASTER_WEIGHTS_FACTORIES: dict[str, Callable] = {
+    "momentum": lambda ps: optimizers.Momentum(ps, **_MOMENTUM, fused=True, master_weights=True),
+    "rmsprop": lambda ps: optimizers.RMSProp(ps, **_RMSPROP, fused=True, master_weights=True),
+    "adam": lambda ps: optimizers.Adam(ps, lr=1e-3, fused=True, master_weights=True),
+    "adamw": lambda ps: optimizers.AdamW(ps, lr=1e-3, fused=True, master_weights=True),
+    "diffgrad": lambda ps: optimizers.DiffGrad(ps, lr=1e-3, fused=True, master_weights=True),
+}
+_LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+def implementations_of(rule: str, dtype: torch.dtype = torch.float32) -> list[str]:
+    """Every implementation of a rule for params of dtype (with ours-master for bf16/fp16)."""
+    return list(IMPLEMENTATIONS[rule]) + ([MASTER_WEIGHTS] if dtype in _LOW_PRECISION else [])
+
+
 @dataclass
 class Case:
     rule: str
@@ -79,7 +96,12 @@ class Case:
 
     @property
     def bytes_per_step(self) -> int:
-        return VALUES_MOVED[self.rule] * self.numel * torch.finfo(self.dtype).bits // 8
+        values, size = VALUES_MOVED[self.rule], torch.finfo(self.dtype).bits // 8
+        if self.implementation == MASTER_WEIGHTS:
+            # The param's value is read and written as the fp32 master, the state is fp32, and the
+            # model's param is written once more (its own size), as the grad is read (its size).
+            return ((values - 1) * 4 + 2 * size) * self.numel
+        return values * size * self.numel
 
 
 def build_case(
@@ -100,6 +122,11 @@ def build_case(
         p = torch.nn.Parameter(torch.randn(shape, generator=generator, dtype=dtype).to(device))
         p.grad = (torch.randn(shape, generator=generator, dtype=dtype) * 1e-3).to(device)
         params.append(p)
-    optimizer = IMPLEMENTATIONS[rule][implementation](params)
+    if implementation == MASTER_WEIGHTS:
+        if dtype not in _LOW_PRECISION:
+            raise ValueError(f"{MASTER_WEIGHTS} is for bfloat16/float16 params, not {dtype}")
+        optimizer = _MASTER_WEIGHTS_FACTORIES[rule](params)
+    else:
+        optimizer = IMPLEMENTATIONS[rule][implementation](params)
     optimizer.step()
     return Case(rule, implementation, workload, device, dtype, shape_lists.numel(shapes), optimizer.step)

@@ -15,8 +15,9 @@ def markdown_table(df: pd.DataFrame) -> str:
     lines = []
     for device, per_device in df.groupby("device", sort=False):
         meta = per_device.iloc[0].to_dict()
+        dtypes = ", ".join(str(d) for d in per_device.dtype.unique()) if "dtype" in per_device else ""
         lines += [
-            f"### {device}",
+            f"### {device}" + (f" · {dtypes} params" if dtypes and dtypes != "float32" else ""),
             "",
             provenance_line(meta),
             "",

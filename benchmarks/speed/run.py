@@ -13,7 +13,7 @@ from benchmarks.metadata import run_metadata
 from benchmarks.resume import UnitStore
 
 from . import bandwidth, timing
-from .cases import IMPLEMENTATIONS, build_case
+from .cases import build_case, implementations_of
 from .shapes import WORKLOADS, numel
 
 PEERS_OF_NOTE = {
@@ -28,10 +28,16 @@ PEERS_OF_NOTE = {
 
 
 def measure_workload(
-    rule: str, workload: str, device: torch.device, implementations: list[str], rounds: int, per_round: int
+    rule: str,
+    workload: str,
+    device: torch.device,
+    implementations: list[str],
+    rounds: int,
+    per_round: int,
+    dtype: torch.dtype = torch.float32,
 ) -> list[dict]:
     """Times the implementations of one rule on one workload, and the bandwidth kernel, interleaved."""
-    cases = [build_case(rule, impl, workload, device) for impl in implementations]
+    cases = [build_case(rule, impl, workload, device, dtype) for impl in implementations]
     n = numel(WORKLOADS[workload]())
     kernels = [bandwidth.inplace_triad(n, device)]
     if device.type == "cuda":
@@ -68,9 +74,9 @@ def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     df["speedup_vs_best_peer"] = float("nan")
     df["speedup_vs_target_peer"] = float("nan")
-    for (rule, _, _), group in df.groupby(["rule", "workload", "device_type"]):
+    for (rule, _, _, _), group in df.groupby(["rule", "workload", "device_type", "dtype"]):
         ours = group[group.implementation == "ours"]
-        peers = group[group.implementation != "ours"]
+        peers = group[~group.implementation.str.startswith("ours")]  # ours-master is not a peer
         if ours.empty or peers.empty:
             continue
         mine = ours.ms_median.iloc[0]
@@ -99,6 +105,7 @@ def run_speed(
     progress: bool = True,
     units_dir: str | None = None,
     resume: bool = True,
+    dtype: torch.dtype = torch.float32,
 ) -> pd.DataFrame:
     """The speed table: see the module docstring. `implementations` None means all of each rule's.
 
@@ -115,11 +122,12 @@ def run_speed(
     bar = tqdm(jobs, desc="speed", unit="measurement", disable=not progress)
     for rule, workload in bar:
         bar.set_postfix_str(f"{rule} on {workload}")
-        impls = [i for i in IMPLEMENTATIONS[rule] if implementations is None or i in implementations]
+        candidates = implementations_of(rule, dtype)
+        impls = [i for i in candidates if implementations is None or i in implementations]
 
         def measure(rule=rule, workload=workload, impls=impls) -> list[dict]:
             meta = run_metadata(device)
-            measured = measure_workload(rule, workload, device, impls, rounds, per_round)
+            measured = measure_workload(rule, workload, device, impls, rounds, per_round, dtype)
             return [{**row, "device_type": device.type, **meta} for row in measured]
 
         if store is None:
@@ -134,7 +142,11 @@ def run_speed(
                 "per_round": per_round,
                 "torch_version": torch.__version__,
             }
-            unit, _ = store.get_or_compute(f"{device.type}-{rule}-{workload}", key, measure)
+            name = f"{device.type}-{rule}-{workload}"
+            if dtype != torch.float32:
+                key["dtype"] = str(dtype)
+                name += f"-{str(dtype).removeprefix('torch.')}"
+            unit, _ = store.get_or_compute(name, key, measure)
             rows += unit
     df = add_ratios(pd.DataFrame(rows))
     df.attrs["units"] = len(jobs)
