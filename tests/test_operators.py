@@ -272,19 +272,9 @@ def test_opcheck_master_weights(name, device):
 
 # -- fp16 conversions of the CPU loops (csrc/cpu/half_bits.h) ------------------------------------
 def _sgd(params, grads, model_params, lr, maximize=False):
-    torch.ops.optimizers.momentum_(
-        params,
-        grads,
-        [],
-        lr=lr,
-        momentum=0.0,
-        dampening=0.0,
-        nesterov=False,
-        weight_decay=0.0,
-        maximize=maximize,
-        first_step=False,
-        model_params=model_params,
-    )
+    """Plain gradient descent (momentum 0): params - lr * g."""
+    kwargs = dict(OPERATORS["momentum_"][1], lr=lr, momentum=0.0, maximize=maximize)
+    torch.ops.optimizers.momentum_(params, grads, [], model_params=model_params, **kwargs)
 
 
 def _all_half_values() -> torch.Tensor:
