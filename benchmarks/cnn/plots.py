@@ -8,24 +8,8 @@ import os
 
 import pandas as pd
 
+from benchmarks import plotting
 from benchmarks.metadata import png_metadata
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid", context="paper")
-    return plt, sns
-
-
-def _palette(optimizers: list[str]) -> dict[str, tuple]:
-    import seaborn as sns
-
-    return dict(zip(optimizers, sns.color_palette("tab10", max(len(optimizers), 3)), strict=False))
 
 
 def _caption(rows: pd.DataFrame) -> str:
@@ -47,7 +31,7 @@ def _finish(fig, ax, rows: pd.DataFrame, path: str) -> None:
 
 
 def curve_plot(final: pd.DataFrame, column: str, ylabel: str, path: str, palette: dict, log: bool = False):
-    plt, _ = _pyplot()
+    plt, _ = plotting.pyplot()
     # A min-max band stays positive on a log axis, and with 3 seeds says more than a std would.
     stats = (
         final.groupby(["optimizer", "epoch"], sort=False)[column].agg(["mean", "min", "max"]).reset_index()
@@ -82,7 +66,7 @@ def curve_plot(final: pd.DataFrame, column: str, ylabel: str, path: str, palette
 
 def sweep_plot(sweep: pd.DataFrame, chosen: dict[str, float], path: str, palette: dict) -> None:
     """Final validation loss against lr, the criterion the lr is chosen by (diverged lrs are left out)."""
-    plt, _ = _pyplot()
+    plt, _ = plotting.pyplot()
     last = sweep.loc[sweep.groupby(["optimizer", "lr"], sort=False).epoch.idxmax()]
     fig, ax = plt.subplots(figsize=(8.0, 5.6))
     for opt, part in last.groupby("optimizer", sort=False):
@@ -104,7 +88,7 @@ def sweep_plot(sweep: pd.DataFrame, chosen: dict[str, float], path: str, palette
 def write_plots(rows: pd.DataFrame, out_dir: str) -> list[str]:
     """Every plot the rows allow; returns the paths written."""
     final, sweep = rows[rows.stage == "final"], rows[rows.stage == "sweep"]
-    palette = _palette(list(dict.fromkeys(rows.optimizer)))
+    palette = plotting.palette(list(dict.fromkeys(rows.optimizer)))
     written = []
     if not final.empty:
         path = os.path.join(out_dir, "cnn_test_accuracy.png")

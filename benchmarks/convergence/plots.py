@@ -9,27 +9,11 @@ import os
 import numpy as np
 import pandas as pd
 
+from benchmarks import plotting
 from benchmarks import problems as problem_registry
 from benchmarks.metadata import png_metadata
 
 from .metrics import lr_scores
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid", context="paper")
-    return plt, sns
-
-
-def _palette(optimizers: list[str]) -> dict[str, tuple]:
-    import seaborn as sns
-
-    return dict(zip(optimizers, sns.color_palette("tab10", max(len(optimizers), 3)), strict=False))
 
 
 def _subplots(plt, n: int, ncols: int = 4, size: tuple[float, float] = (4.0, 3.2)):
@@ -80,7 +64,7 @@ def trajectory_plot(
     problem, runs: pd.DataFrame, trajectories: pd.DataFrame, path: str, palette: dict[str, tuple]
 ) -> None:
     """The recorded paths (final stage, default start, tuned lr) over the contours of the objective."""
-    plt, _ = _pyplot()
+    plt, _ = plotting.pyplot()
     paths = trajectories.merge(runs[["run_id", "optimizer", "lr", "status", "stop_step"]], on="run_id")
     x0, x1, y0, y1 = _window(problem, paths[["x", "y"]].to_numpy())
     gx, gy = np.meshgrid(np.linspace(x0, x1, 400), np.linspace(y0, y1, 400))
@@ -154,7 +138,7 @@ def curve_quantiles(runs: pd.DataFrame, curves: pd.DataFrame, stage: str) -> pd.
 def loss_curve_plot(
     runs: pd.DataFrame, curves: pd.DataFrame, stage: str, path: str, palette: dict[str, tuple]
 ) -> None:
-    plt, _ = _pyplot()
+    plt, _ = plotting.pyplot()
     q = curve_quantiles(runs, curves, stage)
     problems = list(dict.fromkeys(runs.problem))
     fig, axes = _subplots(plt, len(problems))
@@ -205,7 +189,7 @@ def loss_curve_plot(
 def lr_sensitivity_plot(runs: pd.DataFrame, path: str, palette: dict[str, tuple]) -> None:
     """Median steps to threshold (top of each pair) and success rate vs lr over the tuning runs (grid and
     refine), with the chosen lr marked."""
-    plt, _ = _pyplot()
+    plt, _ = plotting.pyplot()
     tuning = runs[runs.stage.isin(["grid", "refine"])]
     if tuning.empty:
         return
@@ -263,7 +247,7 @@ def write_plots(
 ) -> list[str]:
     """Every plot the data allows; returns the paths written."""
     written = []
-    palette = _palette(list(dict.fromkeys(runs.optimizer)))
+    palette = plotting.palette(list(dict.fromkeys(runs.optimizer)))
     if trajectories is not None and not trajectories.empty:
         final = runs[(runs.stage == "final") & (runs.start == "default")]
         traj = trajectories.merge(final[["run_id", "problem"]], on="run_id")
