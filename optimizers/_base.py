@@ -71,9 +71,8 @@ class FusedOptimizer(torch.optim.Optimizer):
             if not saved or "master_param" not in saved:
                 continue
             state = self.state[p]
-            for key, value in saved.items():
-                if key != "step" and torch.is_tensor(value) and value.is_floating_point():
-                    state[key] = value.to(device=p.device, dtype=torch.float32)
+            for key, value in _float_state(saved):
+                state[key] = value.to(device=p.device, dtype=torch.float32)
 
     def __setstate__(self, state: dict) -> None:
         # A checkpoint of torch.optim (or an older version) may lack our keys.
@@ -145,7 +144,7 @@ class FusedOptimizer(torch.optim.Optimizer):
     def _master_param(group: dict, p: Tensor, state: dict) -> Tensor | None:
         """The float32 copy that the rule updates in place of a bf16/fp16 param under master weights
         (made on first use, also for state loaded from a run without them); None otherwise."""
-        if group["master_weights"] and p.dtype in _LOW_PRECISION:
+        if group["master_weights"] and p.dtype in reference.LOW_PRECISION:
             master = state.get("master_param")
             if master is None:
                 master = p.detach().to(torch.float32, memory_format=torch.preserve_format, copy=True)
@@ -191,14 +190,19 @@ class FusedOptimizer(torch.optim.Optimizer):
         return loss
 
 
-_LOW_PRECISION = (torch.bfloat16, torch.float16)
+def _float_state(state: dict) -> list[tuple[str, Tensor]]:
+    """A param's floating-point state tensors, all but its step count."""
+    return [
+        (key, value)
+        for key, value in state.items()
+        if key != "step" and torch.is_tensor(value) and value.is_floating_point()
+    ]
 
 
 def _cast_state(state: dict, dtype: torch.dtype) -> None:
     """Casts a param's state tensors (not its step count) to dtype."""
-    for key, value in state.items():
-        if key != "step" and torch.is_tensor(value) and value.is_floating_point():
-            state[key] = value.to(dtype)
+    for key, value in _float_state(state):
+        state[key] = value.to(dtype)
 
 
 def zeros_like(p: Tensor) -> Tensor:

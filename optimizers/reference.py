@@ -18,11 +18,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
+# Computed in float32 and rounded once when stored (and the dtypes that fp32 master weights serve).
+LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def _opmath(t: Tensor) -> Tensor:
-    return t.float() if t.dtype in _LOW_PRECISION else t
+    return t.float() if t.dtype in LOW_PRECISION else t
 
 
 def _store(dst: Tensor, value: Tensor) -> None:

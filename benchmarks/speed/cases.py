@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 import optimizers
+from optimizers.reference import LOW_PRECISION
 
 from . import shapes as shape_lists
 
@@ -76,12 +77,11 @@ _MASTER_WEIGHTS_FACTORIES: dict[str, Callable] = {
     "adamw": lambda ps: optimizers.AdamW(ps, lr=1e-3, fused=True, master_weights=True),
     "diffgrad": lambda ps: optimizers.DiffGrad(ps, lr=1e-3, fused=True, master_weights=True),
 }
-_LOW_PRECISION = (torch.bfloat16, torch.float16)
 
 
 def implementations_of(rule: str, dtype: torch.dtype = torch.float32) -> list[str]:
     """Every implementation of a rule for params of dtype (with ours-master for bf16/fp16)."""
-    return list(IMPLEMENTATIONS[rule]) + ([MASTER_WEIGHTS] if dtype in _LOW_PRECISION else [])
+    return list(IMPLEMENTATIONS[rule]) + ([MASTER_WEIGHTS] if dtype in LOW_PRECISION else [])
 
 
 @dataclass
@@ -123,7 +123,7 @@ def build_case(
         p.grad = (torch.randn(shape, generator=generator, dtype=dtype) * 1e-3).to(device)
         params.append(p)
     if implementation == MASTER_WEIGHTS:
-        if dtype not in _LOW_PRECISION:
+        if dtype not in LOW_PRECISION:
             raise ValueError(f"{MASTER_WEIGHTS} is for bfloat16/float16 params, not {dtype}")
         optimizer = _MASTER_WEIGHTS_FACTORIES[rule](params)
     else:
