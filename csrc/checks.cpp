@@ -99,7 +99,7 @@ void check_rmsprop_args(at::TensorList params, at::TensorList grads, at::TensorL
                         const std::optional<at::Tensor>& lr_tensor,
                         const std::optional<at::Tensor>& grad_scale,
                         const std::optional<at::Tensor>& found_inf,
-                         const OptionalTensorList& model_params) {
+                        const OptionalTensorList& model_params) {
   const char* op = "optimizers::rmsprop_";
   check_lists(op, params, grads, model_params,
               {{"square_avgs", square_avgs, true},
@@ -115,7 +115,7 @@ void check_adam_args(at::TensorList params, at::TensorList grads, at::TensorList
                      const std::optional<at::Tensor>& lr_tensor,
                      const std::optional<at::Tensor>& grad_scale,
                      const std::optional<at::Tensor>& found_inf,
-                         const OptionalTensorList& model_params) {
+                     const OptionalTensorList& model_params) {
   const char* op = "optimizers::adam_";
   check_lists(op, params, grads, model_params,
               {{"exp_avgs", exp_avgs, true},

@@ -49,14 +49,14 @@ void check_rmsprop_args(at::TensorList params, at::TensorList grads, at::TensorL
                         const std::optional<at::Tensor>& lr_tensor,
                         const std::optional<at::Tensor>& grad_scale,
                         const std::optional<at::Tensor>& found_inf,
-                         const OptionalTensorList& model_params);
+                        const OptionalTensorList& model_params);
 void check_adam_args(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
                      at::TensorList exp_avg_sqs, at::TensorList max_exp_avg_sqs,
                      at::TensorList state_steps, bool amsgrad,
                      const std::optional<at::Tensor>& lr_tensor,
                      const std::optional<at::Tensor>& grad_scale,
                      const std::optional<at::Tensor>& found_inf,
-                         const OptionalTensorList& model_params);
+                     const OptionalTensorList& model_params);
 void check_diffgrad_args(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
                          at::TensorList exp_avg_sqs, at::TensorList previous_grads,
                          at::TensorList state_steps, const std::optional<at::Tensor>& lr_tensor,

@@ -180,8 +180,8 @@ void momentum_cuda(TensorList params, TensorList grads, TensorList momentum_buff
   MomentumArgs args{{}, momentum, dampening, nesterov, first_step};
   run<momentum_list::kCount>(
       op, {params, grads, momentum_buffers, models(model_params)}, {true, false, true, true}, {},
-      scalars, weight_decay,
-      maximize, [&](ElementTypes types, auto tensors, const CommonArgs& common, cudaStream_t stream) {
+      scalars, weight_decay, maximize,
+      [&](ElementTypes types, auto tensors, const CommonArgs& common, cudaStream_t stream) {
         args.common = common;
         return launch_momentum(types, tensors, args, stream);
       });
