@@ -115,11 +115,18 @@ def test_checkpoint_with_masters_continues_without(fused):
     checkpoint = _checkpoint(mastered)
     ours = Adam(clone_params(params), lr=0.01, fused=fused)
     ours.load_state_dict(checkpoint)
-    run_lockstep([ours], 1, seed=4, round_through=dtype)
+    # The same checkpoint without its masters, loaded into a plain bf16 optimizer.
+    stripped = copy.deepcopy(checkpoint)
+    for state in stripped["state"].values():
+        del state["master_param"]
+    plain = Adam(clone_params(params), lr=0.01, fused=fused)
+    plain.load_state_dict(stripped)
+    run_lockstep([ours, plain], 3, seed=4, round_through=dtype)
     for p in all_params(ours):
         state = ours.state[p]
         assert "master_param" not in state
         assert state["exp_avg"].dtype == dtype and state["exp_avg_sq"].dtype == dtype
+    assert_optimizers_equal(ours, plain)
 
 
 def test_float32_params_in_a_mixed_group_are_unaffected(fused):
