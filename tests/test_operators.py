@@ -12,6 +12,9 @@ import optimizers
 pytestmark = pytest.mark.skipif(not optimizers.extension_available(), reason="optimizers._C is not built")
 
 SHAPES = [(5,), (2, 3)]
+# Shapes that cover the CPU fp16 loop's staging (csrc/cpu/multi_tensor_cpu.h): several blocks of 512
+# elements, tails shorter than a vector of 8, and more than one chunk of 2^14 elements.
+LONG_SHAPES = [(5,), (3, 1500), (16391,)]
 
 # The list arguments of each operator, in schema order, and valid keyword arguments.
 OPERATORS = {
@@ -52,7 +55,7 @@ OPERATORS = {
 }
 
 
-def valid_call(name: str, device: str = "cpu") -> tuple[dict, dict]:
+def valid_call(name: str, device: str = "cpu", shapes=SHAPES) -> tuple[dict, dict]:
     """Named list arguments and keyword arguments of a small valid call, with state a real run could
     hold (squares positive, centered RMSProp's variance positive), so no result is NaN."""
     gen = torch.Generator().manual_seed(0)
@@ -60,9 +63,9 @@ def valid_call(name: str, device: str = "cpu") -> tuple[dict, dict]:
     lists = {}
     for arg in list_names:
         if arg == "state_steps":
-            lists[arg] = [torch.tensor(3.0) for _ in SHAPES]
+            lists[arg] = [torch.tensor(3.0) for _ in shapes]
         else:
-            tensors = [torch.randn(s, generator=gen) for s in SHAPES]
+            tensors = [torch.randn(s, generator=gen) for s in shapes]
             if arg in ("square_avgs", "exp_avg_sqs", "max_exp_avg_sqs"):
                 tensors = [t.abs() + 0.5 for t in tensors]
             elif arg == "grad_avgs":  # grad_avg**2 < square_avg: centered RMSProp stays real
@@ -210,7 +213,7 @@ def test_valid_call_updates_params(name):
 def master_weights_call(name: str, dtype: torch.dtype, device: str = "cpu") -> tuple[dict, dict]:
     """valid_call with fp32 master weights: the float32 params are masters of model params of
     `dtype` (their values rounded), and the grads have that dtype."""
-    lists, kwargs = valid_call(name, device)
+    lists, kwargs = valid_call(name, device, LONG_SHAPES)
     lists["grads"] = [g.to(dtype) for g in lists["grads"]]
     kwargs["model_params"] = [p.to(dtype) for p in lists["params"]]
     return lists, kwargs
@@ -234,6 +237,22 @@ def test_master_weights_call_is_the_fp32_call_rounded_into_the_model_params(name
     for model, master in zip(kwargs["model_params"], lists["params"], strict=True):
         assert model.dtype == dtype
         assert torch.equal(model, master.to(dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("name", list(OPERATORS))
+def test_low_precision_call_is_the_fp32_call_rounded(name, dtype):
+    """bf16/fp16 params and state are computed in float32 and each stored value is rounded once: the
+    call equals the float32 call on the same values, rounded, bit for bit."""
+    lists, kwargs = valid_call(name, shapes=LONG_SHAPES)
+    low = {arg: [t if arg == "state_steps" else t.to(dtype) for t in ts] for arg, ts in lists.items()}
+    plain = {arg: [t.float().clone() for t in ts] for arg, ts in low.items()}
+    call(name, low, kwargs)
+    call(name, plain, kwargs)
+    assert all(p.isfinite().all() for p in plain["params"])
+    for arg in low:
+        expected = [t if arg == "state_steps" else t.to(dtype) for t in plain[arg]]
+        assert all(torch.equal(a, b) for a, b in zip(low[arg], expected, strict=True)), arg
 
 
 OPCHECK_CALLS = [pytest.param(name, {}, id=name) for name in OPERATORS] + [
@@ -270,7 +289,7 @@ def test_opcheck_master_weights(name, device):
     torch.library.opcheck(op, tuple(lists.values()), kwargs)
 
 
-# -- fp16 conversions of the CPU loops (csrc/cpu/half_bits.h) ------------------------------------
+# -- fp16 conversions of the CPU loops (csrc/cpu/half_convert.h) ---------------------------------
 def _sgd(params, grads, model_params, lr, maximize=False):
     """Plain gradient descent (momentum 0): params - lr * g."""
     kwargs = dict(OPERATORS["momentum_"][1], lr=lr, momentum=0.0, maximize=maximize)

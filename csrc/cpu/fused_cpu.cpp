@@ -84,6 +84,7 @@ void momentum_cpu(TensorList params, TensorList grads, TensorList momentum_buffe
           auto* __restrict p = chunk.ptrs[0];
           const auto* __restrict g = chunk.grad;
           auto* __restrict buf = chunk.ptrs[2];
+          FUSED_OPTIM_LISTS_DO_NOT_OVERLAP
           for (int64_t j = 0; j < n; ++j) {
             T pj = p[j];
             T bj = (has_momentum && !first) ? T(buf[j]) : T(0);
@@ -126,6 +127,7 @@ void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs,
         auto* __restrict sq = chunk.ptrs[2];
         auto* __restrict ga = chunk.ptrs[3];
         auto* __restrict buf = chunk.ptrs[4];
+        FUSED_OPTIM_LISTS_DO_NOT_OVERLAP
         for (int64_t j = 0; j < n; ++j) {
           T pj = p[j], sqj = sq[j];
           T gaj = is_centered ? T(ga[j]) : T(0);
@@ -178,6 +180,7 @@ void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorLi
       auto* __restrict m = chunk.ptrs[2];
       auto* __restrict v = chunk.ptrs[3];
       auto* __restrict vmax = chunk.ptrs[4];
+      FUSED_OPTIM_LISTS_DO_NOT_OVERLAP
       for (int64_t j = 0; j < n; ++j) {
         T pj = p[j], mj = m[j], vj = v[j];
         T vmaxj = use_max ? T(vmax[j]) : T(0);
@@ -217,6 +220,7 @@ void diffgrad_cpu(TensorList params, TensorList grads, TensorList exp_avgs,
     auto* __restrict m = chunk.ptrs[2];
     auto* __restrict v = chunk.ptrs[3];
     auto* __restrict prev = chunk.ptrs[4];
+    FUSED_OPTIM_LISTS_DO_NOT_OVERLAP
     for (int64_t j = 0; j < n; ++j) {
       T pj = p[j], mj = m[j], vj = v[j], prevj = prev[j];
       diffgrad_update(pj, T(g[j]), mj, vj, prevj, c);
