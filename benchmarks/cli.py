@@ -31,6 +31,7 @@ CNN_SEEDS, QUICK_CNN_SEEDS = 3, 1
 """Seeds at the chosen lr; the epochs and the lr grid are benchmarks.cnn's per-dataset budget."""
 
 SPEED = {"rounds": 30}
+SPEED_DTYPES = ("float32", "bfloat16", "float16")
 QUICK_SPEED = {"workloads": ["1M"], "rounds": 3}
 """speed (alone or within `all`) measures benchmarks.speed.run.DEFAULT_WORKLOADS in 30 rounds: the
 published table."""
@@ -200,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="rounds of interleaved steps; one timed step of each implementation per round "
         "(default: 30; quick: 3)",
     )
+    group.add_argument(
+        "--dtype",
+        default="float32",
+        choices=list(SPEED_DTYPES),
+        help="params' dtype (default: float32); bfloat16 and float16 also time ours with "
+        "master_weights=True (ours-master) and write speed_<device>_<dtype>.csv",
+    )
 
     sub = commands.add_parser(
         "all",
@@ -362,6 +370,7 @@ def run_speed_part(args, workloads: list[str] | None = None, rounds: int | None 
     device_type = torch.device(args.device).type
     out = writable_dir(os.path.join(_out(args), "speed"))
     workloads = _pick(workloads, args.quick, DEFAULT_WORKLOADS[device_type], QUICK_SPEED["workloads"])
+    dtype = getattr(args, "dtype", "float32")
     df = run_speed(
         getattr(args, "rules", None) or list(IMPLEMENTATIONS),
         workloads,
@@ -370,9 +379,11 @@ def run_speed_part(args, workloads: list[str] | None = None, rounds: int | None 
         progress=not args.no_progress,
         units_dir=os.path.join(out, "units"),
         resume=not args.fresh,
+        dtype=getattr(torch, dtype),
     )
     _say(f"speed: {len(df)} rows ({df.attrs['units_loaded']} of {df.attrs['units']} measurements loaded)")
-    csv = os.path.join(out, f"speed_{device_type}.csv")
+    suffix = "" if dtype == "float32" else f"_{dtype}"
+    csv = os.path.join(out, f"speed_{device_type}{suffix}.csv")
     write_csv(df, csv)
     return [csv, *write_report(csv, out, plots=not args.no_plots)]
 

@@ -69,6 +69,7 @@ ERRORS = [
     (["speed", "--rules", "adamx"], ["'adamx'", "diffgrad"]),
     (["speed", "--workloads", "2G"], ["'2G'", "resnet50"]),
     (["speed", "--device", "tpu"], ["'tpu'", "cpu"]),
+    (["speed", "--dtype", "int8"], ["'int8'", "bfloat16"]),
     (["all", "--device", "tpu"], ["'tpu'", "cpu"]),
     (["functions", "--frobnicate"], ["--frobnicate", "optbench functions --help"]),
     (["report", "bogus"], ["'bogus'", "functions", "speed"]),
@@ -230,6 +231,21 @@ def test_speed_resumes_per_rule_and_workload(tmp_path, monkeypatch, capsys):
     os.unlink(md)
     cli.main(["report", "speed", "--out", str(tmp_path), "--no-plots"])
     assert open(md, "rb").read() == before
+
+
+def test_speed_low_precision_writes_its_own_table(tmp_path, monkeypatch, capsys):
+    """--dtype float16: fp16 params, ours-master timed beside ours, its own CSV and table."""
+    from benchmarks.speed import shapes
+
+    monkeypatch.setitem(shapes.WORKLOADS, "tiny", lambda: [(1000,), (10, 10)])
+    argv = ["speed", "--rules", "adam", "--workloads", "tiny", "--rounds", "2", "--dtype", "float16"]
+    cli.main(argv + ["--no-plots", "--no-progress", "--out", str(tmp_path)])
+    df = pd.read_csv(os.path.join(tmp_path, "speed", "speed_cpu_float16.csv"))
+    assert set(df.dtype) == {"float16"}
+    assert {"ours", "ours-master", "torch-fused"} <= set(df.implementation)
+    md = open(os.path.join(tmp_path, "speed", "speed_cpu_float16.md")).read()
+    assert "float16 params" in md and "| tiny | adam (ours-master) |" in md
+    assert not os.path.exists(os.path.join(tmp_path, "speed", "speed_cpu.csv"))
 
 
 def test_units_of_other_settings_are_not_loaded(tmp_path):

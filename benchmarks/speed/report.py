@@ -29,14 +29,17 @@ def markdown_table(df: pd.DataFrame) -> str:
             "|---|---|---|---|---|---|---|---|",
         ]
         for (workload, rule), group in per_device.groupby(["workload", "rule"], sort=False):
-            ours = group[group.implementation == "ours"].iloc[0]
-            ours_cell = f"{ours.ms_median:.2f} [{ours.ms_p20:.2f}–{ours.ms_p80:.2f}]"
-            for _, peer in group[group.implementation != "ours"].iterrows():
-                lines.append(
-                    f"| {workload} | {rule} | {ours_cell} | {ours.pct_of_floor:.0f}% | "
-                    f"{peer.implementation} | {peer.ms_median:.2f} | {peer.pct_of_floor:.0f}% | "
-                    f"{peer.ms_median / ours.ms_median:.2f}× |"
-                )
+            is_ours = group.implementation.str.startswith("ours")
+            # ours, then (bf16/fp16) ours-master (master weights), each against every peer
+            for _, ours in group[is_ours].iterrows():
+                what = rule if ours.implementation == "ours" else f"{rule} ({ours.implementation})"
+                ours_cell = f"{ours.ms_median:.2f} [{ours.ms_p20:.2f}–{ours.ms_p80:.2f}]"
+                for _, peer in group[~is_ours].iterrows():
+                    lines.append(
+                        f"| {workload} | {what} | {ours_cell} | {ours.pct_of_floor:.0f}% | "
+                        f"{peer.implementation} | {peer.ms_median:.2f} | {peer.pct_of_floor:.0f}% | "
+                        f"{peer.ms_median / ours.ms_median:.2f}× |"
+                    )
         lines.append("")
     return "\n".join(lines)
 
@@ -66,8 +69,9 @@ def bar_plot(df: pd.DataFrame, path: str) -> None:
         ax.axhline(85, color="tab:red", lw=0.8, ls="--")
         ax.set_ylabel("ours: % of byte-count floor")
     meta = df.iloc[0]
+    dtype = f", {meta.dtype} params" if meta.get("dtype", "float32") != "float32" else ""
     fig.suptitle(
-        f"Optimizer step time on {meta.device}, torch {meta.torch_version}, commit {meta.git_commit}"
+        f"Optimizer step time on {meta.device}{dtype}, torch {meta.torch_version}, commit {meta.git_commit}"
     )
     fig.text(0.01, 0.005, f"{meta.command} · {meta.threads} threads", fontsize=7, color="grey")
     fig.tight_layout(rect=(0, 0.02, 1, 1))
