@@ -22,6 +22,11 @@ void check_like(const char* op, const char* name, size_t i, const at::Tensor& t,
               " but params[", i, "] has shape ", p.sizes());
 }
 
+// Not at::isFloatingType, which admits the float8 types.
+bool is_supported_dtype(at::ScalarType t) {
+  return t == at::kDouble || t == at::kFloat || t == at::kBFloat16 || t == at::kHalf;
+}
+
 }  // namespace
 
 void check_lists(const char* op, at::TensorList params, at::TensorList grads,
@@ -33,7 +38,7 @@ void check_lists(const char* op, at::TensorList params, at::TensorList grads,
   for (size_t i = 0; i < params.size(); ++i) {
     const at::Tensor& p = params[i];
     TORCH_CHECK(!p.is_sparse(), op, ": params[", i, "] is sparse; sparse params are not supported");
-    TORCH_CHECK(at::isFloatingType(p.scalar_type()), op, ": params[", i,
+    TORCH_CHECK(is_supported_dtype(p.scalar_type()), op, ": params[", i,
                 "] has dtype ", p.scalar_type(),
                 "; supported are float64, float32, bfloat16 and float16");
     if (model_params.has_value()) {

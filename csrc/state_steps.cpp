@@ -1,5 +1,8 @@
 #include "state_steps.h"
 
+#include <unordered_map>
+#include <vector>
+
 namespace fused_optim {
 
 namespace {
@@ -14,16 +17,23 @@ bool all_cpu_float(at::TensorList steps) {
 
 void advance_steps(at::TensorList state_steps, const std::optional<at::Tensor>& found_inf) {
   if (state_steps.empty()) return;
-  const bool host_flag = !found_inf.has_value() || found_inf->is_cpu();
-  if (host_flag && all_cpu_float(state_steps)) {
+  if (!found_inf.has_value() || found_inf->is_cpu()) {  // the flag is known here
     if (found_inf.has_value() && found_inf->item<double>() != 0.0) return;
-    for (const at::Tensor& s : state_steps) *s.data_ptr<float>() += 1.0f;
+    if (all_cpu_float(state_steps)) {
+      for (const at::Tensor& s : state_steps) *s.data_ptr<float>() += 1.0f;
+    } else {
+      at::_foreach_add_(state_steps, 1.0);
+    }
     return;
   }
-  at::_foreach_add_(state_steps, 1.0);
-  if (found_inf.has_value()) {
-    const at::Tensor flag = found_inf->to(state_steps[0].device(), at::kFloat).reshape({});
-    at::_foreach_add_(state_steps, flag, -1.0);
+  // steps += 1 - (found_inf != 0), on the device. GradScaler passes the sum of
+  // its per-device flags, which can exceed 1.
+  const at::Tensor skipped = found_inf->ne(0).to(at::kFloat).reshape({});
+  std::unordered_map<at::Device, std::vector<at::Tensor>> by_device;
+  for (const at::Tensor& s : state_steps) by_device[s.device()].push_back(s);
+  for (auto& [device, steps] : by_device) {
+    at::_foreach_add_(steps, 1.0);
+    at::_foreach_add_(steps, skipped.to(device), -1.0);
   }
 }
 

@@ -34,6 +34,7 @@ from tests.optim_configs import (
     params_for,
     with_master_weights,
 )
+from tests.test_operators import call, valid_call
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -249,7 +250,7 @@ def test_tensor_over_2_31_elements_bf16():
     expected = []
     for w in windows:  # the reference path on copies of each window: fp32 math, rounded once
         q, g = p[w].clone(), p.grad[w].clone()
-        m, v, step = torch.zeros_like(q), torch.zeros_like(q), torch.ones((), device="cuda")
+        m, v, step = torch.zeros_like(q), torch.zeros_like(q), torch.zeros((), device="cuda")  # advanced to 1
         reference.adam_(
             [q],
             [g],
@@ -354,3 +355,23 @@ def test_grad_scaler_skips_step_with_inf(config):
             plain.step()
     # The scales are powers of two: unscaling in the kernel is exact.
     assert_optimizers_close(OnCPU(ours), OnCPU(plain), 1e-6)
+
+
+def test_found_inf_above_one_skips_without_moving_step_counts():
+    """GradScaler passes the sum of its per-device found_inf flags, which can be 2 or more: the step
+    is skipped and the step counts stay (they must not go back by the flag's value)."""
+    lists, kwargs = valid_call("adam_", "cuda")
+    before = {arg: [t.clone() for t in tensors] for arg, tensors in lists.items()}
+    call("adam_", lists, dict(kwargs, found_inf=torch.tensor(2.0, device="cuda")))
+    for arg, tensors in lists.items():
+        assert all(torch.equal(a, b) for a, b in zip(tensors, before[arg], strict=True)), arg
+
+
+def test_capture_rejects_cpu_scalar_tensors():
+    """A CPU lr tensor is read on the host: captured in a graph, its value would be frozen, so the
+    operator refuses it during capture (a CUDA lr tensor is read by the kernel at each replay)."""
+    lists, kwargs = valid_call("adam_", "cuda")
+    graph = torch.cuda.CUDAGraph()
+    with pytest.raises(RuntimeError, match="lr is a CPU tensor; in a step captured in a CUDA graph"):
+        with torch.cuda.graph(graph):
+            call("adam_", lists, dict(kwargs, lr_tensor=torch.tensor(0.1)))

@@ -102,6 +102,14 @@ def _both(*mutations):
 
 
 BAD_CALLS = [
+    (
+        "adam_",
+        _both(
+            _replace("params", 0, torch.zeros(5, dtype=torch.float8_e4m3fn)),
+            _replace("grads", 0, torch.zeros(5, dtype=torch.float8_e4m3fn)),
+        ),
+        "optimizers::adam_: params[0] has dtype Float8_e4m3fn; supported are float64, float32, bfloat16",
+    ),
     ("adam_", _set("grads", [torch.zeros(5)]), "optimizers::adam_: grads has 1 tensors but params has 2"),
     (
         "adam_",
@@ -195,11 +203,12 @@ BAD_CALLS = [
 def test_bad_inputs_raise_with_the_values(name, mutate, message):
     lists, kwargs = valid_call(name)
     mutate(lists, kwargs)
-    params_before = [p.clone() for p in lists["params"]]
+    before = {arg: [t.clone() for t in lists[arg]] for arg in ("params", "state_steps") if arg in lists}
     with pytest.raises(RuntimeError, match=re.escape(message)):
         call(name, lists, kwargs)
-    # Checks run before any write: a rejected call leaves the params alone.
-    assert all(torch.equal(a, b) for a, b in zip(lists["params"], params_before, strict=True))
+    # Checks run before any write: a rejected call leaves the params and step counts alone.
+    for arg, tensors in before.items():
+        assert all(torch.equal(a, b) for a, b in zip(lists[arg], tensors, strict=True)), arg
 
 
 @pytest.mark.parametrize("name", list(OPERATORS))

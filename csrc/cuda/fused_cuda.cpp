@@ -6,6 +6,7 @@
 // CUDA graph.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGraphsC10Utils.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
@@ -79,9 +80,24 @@ TensorList models(const OptionalTensorList& model_params) {
   return model_params.value_or(TensorList{});
 }
 
-// True when found_inf is a CPU tensor that is set: nothing to launch.
-bool skipped_on_host(const optional<Tensor>& found_inf) {
-  return found_inf.has_value() && !found_inf->is_cuda() && found_inf->item<double>() != 0.0;
+// The checks of every operator before it touches any state (the step counts),
+// then false when a CPU found_inf is set: nothing to do.
+bool begin_step(const char* op, TensorList params, const ScalarTensors& scalars) {
+  for (size_t i = 0; i < params.size(); ++i)
+    TORCH_CHECK(params[i].is_cuda(), op, ": params[", i, "] is on ", params[i].device(),
+                "; the CUDA kernel takes CUDA tensors only");
+  if (c10::cuda::currentStreamCaptureStatusMayInitCtx() != c10::cuda::CaptureStatus::None) {
+    // A CPU tensor is read on the host: its value would be frozen into the graph.
+    auto require_cuda = [&](const char* name, const optional<Tensor>& t) {
+      TORCH_CHECK(!t.has_value() || t->is_cuda(), op, ": ", name,
+                  " is a CPU tensor; in a step captured in a CUDA graph it must be on the GPU");
+    };
+    require_cuda("lr", scalars.lr_tensor);
+    require_cuda("grad_scale", scalars.grad_scale);
+    require_cuda("found_inf", scalars.found_inf);
+  }
+  const optional<Tensor>& found_inf = scalars.found_inf;
+  return !(found_inf.has_value() && !found_inf->is_cuda() && found_inf->item<double>() != 0.0);
 }
 
 // A step count the kernel can read: float32 on the param's device.
@@ -117,7 +133,6 @@ template <size_t N, typename Launch>
 void run(const char* op, const std::array<TensorList, N>& lists, const std::array<bool, N>& mutated,
          TensorList state_steps, const ScalarTensors& scalars, double weight_decay, bool maximize,
          const Launch& launch) {
-  if (skipped_on_host(scalars.found_inf)) return;
   const TensorList params = lists[0];
   std::vector<Tensor> keep_alive;
   std::vector<std::pair<Tensor, Tensor>> copy_back;
@@ -126,9 +141,6 @@ void run(const char* op, const std::array<TensorList, N>& lists, const std::arra
 
   for (size_t i = 0; i < params.size(); ++i) {
     const Tensor& p = params[i];
-    TORCH_CHECK(p.is_cuda(), op, ": params[", i, "] is on ", p.device(),
-                "; the CUDA kernel takes CUDA tensors only");
-    (void)kernel_type(op, p.scalar_type());  // rejects float8 and the like before any launch
     if (p.numel() == 0) continue;
     const bool flat = flat_compatible(lists, i);
     TensorPtrs<N> t{};
@@ -177,6 +189,7 @@ void momentum_cuda(TensorList params, TensorList grads, TensorList momentum_buff
   check_momentum_args(params, grads, momentum_buffers, momentum, lr_tensor, grad_scale, found_inf,
                       model_params);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
+  if (!begin_step(op, params, scalars)) return;
   MomentumArgs args{{}, momentum, dampening, nesterov, first_step};
   run<momentum_list::kCount>(
       op, {params, grads, momentum_buffers, models(model_params)}, {true, false, true, true}, {},
@@ -198,7 +211,7 @@ void rmsprop_cuda(TensorList params, TensorList grads, TensorList square_avgs, T
   check_rmsprop_args(params, grads, square_avgs, grad_avgs, momentum_buffers, state_steps, centered,
                      momentum, lr_tensor, grad_scale, found_inf, model_params);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
-  if (skipped_on_host(found_inf)) return;
+  if (!begin_step(op, params, scalars)) return;
   advance_steps(state_steps, found_inf);
   RMSPropArgs args{{}, alpha, eps, momentum, centered};
   run<rmsprop_list::kCount>(
@@ -221,7 +234,7 @@ void adam_cuda(TensorList params, TensorList grads, TensorList exp_avgs, TensorL
   check_adam_args(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, amsgrad,
                   lr_tensor, grad_scale, found_inf, model_params);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
-  if (skipped_on_host(found_inf)) return;
+  if (!begin_step(op, params, scalars)) return;
   advance_steps(state_steps, found_inf);  // before the launch, which reads them
   AdamArgs args{{}, beta1, beta2, eps, decoupled_weight_decay, amsgrad, bias_correction};
   run<adam_list::kCount>(
@@ -244,7 +257,7 @@ void diffgrad_cuda(TensorList params, TensorList grads, TensorList exp_avgs, Ten
   check_diffgrad_args(params, grads, exp_avgs, exp_avg_sqs, previous_grads, state_steps, lr_tensor,
                       grad_scale, found_inf, model_params);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
-  if (skipped_on_host(found_inf)) return;
+  if (!begin_step(op, params, scalars)) return;
   advance_steps(state_steps, found_inf);  // before the launch, which reads them
   DiffGradArgs args{{}, beta1, beta2, eps};
   run<diffgrad_list::kCount>(

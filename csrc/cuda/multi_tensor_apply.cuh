@@ -76,6 +76,12 @@ struct TensorListMetadata {
   }
 };
 
+// Kernel arguments of up to 32 KB (the metadata) and __grid_constant__ need
+// sm_70 or newer; older targets would fail in ptxas with a less clear message.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 700
+#error "the fused optimizer kernels need sm_70 (Volta) or newer: set TORCH_CUDA_ARCH_LIST to 7.0+"
+#endif
+
 // __grid_constant__: the metadata is read in place from the parameter space,
 // never copied to local memory, although it is indexed at run time.
 template <typename Metadata, typename Functor>
