@@ -45,6 +45,14 @@ def _round_into_models(params, model_params) -> None:
         model.copy_(master)
 
 
+def _leave_unscaled(grads, grad_scale, inv_scale: float) -> None:
+    """AMP: after the update the grads are left unscaled in place, as torch's fused optimizers leave
+    them (a skipped step returns before this and leaves them as they were)."""
+    if grad_scale is not None:
+        for g in grads:
+            g.mul_(inv_scale)
+
+
 def _advance(state_steps) -> None:
     """The operators advance their step counts (skipped steps return before this)."""
     for step in state_steps:
@@ -96,6 +104,7 @@ def momentum_(
             d = d.add(buf, alpha=momentum) if nesterov else buf
         _store(p, p32.sub_(d, alpha=lr))
     _round_into_models(params, model_params)
+    _leave_unscaled(grads, grad_scale, inv_scale)
 
 
 def rmsprop_(
@@ -141,6 +150,7 @@ def rmsprop_(
             p32.addcdiv_(g, avg, value=-lr)
         _store(p, p32)
     _round_into_models(params, model_params)
+    _leave_unscaled(grads, grad_scale, inv_scale)
 
 
 def adam_step_scalars(lr: float, beta1: float, beta2: float, step: float, bias_correction: bool):
@@ -203,6 +213,7 @@ def adam_(
         denom = v.sqrt().mul_(inv_bc2_sqrt).add_(eps)
         _store(p, p32.addcdiv_(m, denom, value=-step_size))
     _round_into_models(params, model_params)
+    _leave_unscaled(grads, grad_scale, inv_scale)
 
 
 def diffgrad_(
@@ -241,3 +252,4 @@ def diffgrad_(
         _store(p, p32.addcdiv_(xi.mul_(m), denom, value=-step_size))
         previous_grads[i].copy_(g)
     _round_into_models(params, model_params)
+    _leave_unscaled(grads, grad_scale, inv_scale)

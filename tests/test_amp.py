@@ -83,6 +83,29 @@ def test_scaled_grads_with_grad_scale_equal_the_unscaled_run(config, fused):
     assert not torch.equal(all_params(plain)[2], make_params()[2])
 
 
+@pytest.mark.parametrize(
+    "dtype", [torch.float32, torch.bfloat16, torch.float16], ids=["fp32", "bf16", "fp16"]
+)
+@pytest.mark.parametrize("config", params_for(AMP_CONFIGS))
+def test_grads_are_left_unscaled(config, dtype, fused):
+    """As torch's fused optimizers (and GradScaler.unscale_) leave them: after a step with grad_scale
+    each grad holds grad / scale rounded once to its dtype; a skipped step leaves the grads as they
+    were. make_params has strided params (their grads are written back through copies)."""
+    opt = config.build(make_params(dtype), fused)
+    params = all_params(opt)
+    gen = torch.Generator().manual_seed(7)
+    scaled = [(torch.randn(p.shape, generator=gen) * SCALE * 1e-3).to(dtype) for p in params]
+    set_grads(params, [g.clone() for g in scaled])
+    _amp(opt, SCALE, 1.0)
+    opt.step()
+    assert all(torch.equal(p.grad, g) for p, g in zip(params, scaled, strict=True))
+    _amp(opt, SCALE, 0.0)
+    opt.step()
+    for p, g in zip(params, scaled, strict=True):
+        assert p.grad.dtype == dtype
+        assert torch.equal(p.grad, (g.double() / SCALE).to(dtype))
+
+
 def _model(seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
     return torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 1))
@@ -121,6 +144,10 @@ def test_grad_scaler_end_to_end(config, fused):
         assert state["step"].item() == 9
     assert_optimizers_close(ours, ref, PARITY_TOL[torch.float32])
     assert not torch.equal(ours_model[0].weight, _model(0)[0].weight)
+    # torch.optim's grads were unscaled by the scaler, ours by the kernel: both are left unscaled.
+    for a, b in zip(ours_model.parameters(), ref_model.parameters(), strict=True):
+        tol = PARITY_TOL[torch.float32]  # the params differ by rounding: so do small grads
+        torch.testing.assert_close(a.grad, b.grad, rtol=tol, atol=tol * b.grad.abs().max().item())
 
 
 def test_poisoned_step_helper_really_poisons():

@@ -57,6 +57,11 @@ Scalars read_scalars(double lr, const optional<Tensor>& lr_tensor, const optiona
   return s;
 }
 
+// AMP: the factor that leaves the grads unscaled after the step (none without a grad_scale).
+std::optional<double> grad_unscale(const optional<Tensor>& grad_scale, const Scalars& s) {
+  return grad_scale.has_value() ? std::optional<double>(s.inv_grad_scale) : std::nullopt;
+}
+
 template <typename T>
 GradPrep<T> grad_prep(const Scalars& s, double weight_decay, bool maximize) {
   return make_grad_prep<T>(s.inv_grad_scale, weight_decay, maximize);
@@ -73,7 +78,7 @@ void momentum_cpu(TensorList params, TensorList grads, TensorList momentum_buffe
   const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
   TensorLists<3> args{{vec(params), vec(grads), vec(momentum_buffers)}, {true, false, true},
-                      models(model_params)};
+                      models(model_params), grad_unscale(grad_scale, s)};
   with_flag(momentum != 0.0, [&](auto has_momentum) {
     with_flag(nesterov, [&](auto is_nesterov) {
       with_flag(first_step, [&](auto first) {
@@ -114,7 +119,7 @@ void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs,
   TensorLists<5> args{
       {vec(params), vec(grads), vec(square_avgs), vec(grad_avgs), vec(momentum_buffers)},
       {true, false, true, true, true},
-      models(model_params)};
+      models(model_params), grad_unscale(grad_scale, s)};
   with_flag(centered, [&](auto is_centered) {
     with_flag(momentum > 0.0, [&](auto has_momentum) {
       multi_tensor_apply(args, [&](int64_t, auto chunk, int64_t n) {
@@ -169,7 +174,7 @@ void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorLi
   TensorLists<5> args{
       {vec(params), vec(grads), vec(exp_avgs), vec(exp_avg_sqs), vec(max_exp_avg_sqs)},
       {true, false, true, true, true},
-      models(model_params)};
+      models(model_params), grad_unscale(grad_scale, s)};
   with_flag(amsgrad, [&](auto use_max) {
     multi_tensor_apply(args, [&](int64_t i, auto chunk, int64_t n) {
       using T = typename decltype(chunk)::opmath;
@@ -209,7 +214,7 @@ void diffgrad_cpu(TensorList params, TensorList grads, TensorList exp_avgs,
   TensorLists<5> args{
       {vec(params), vec(grads), vec(exp_avgs), vec(exp_avg_sqs), vec(previous_grads)},
       {true, false, true, true, true},
-      models(model_params)};
+      models(model_params), grad_unscale(grad_scale, s)};
   multi_tensor_apply(args, [&](int64_t i, auto chunk, int64_t n) {
     using T = typename decltype(chunk)::opmath;
     const AdamCoeffs<T> c =

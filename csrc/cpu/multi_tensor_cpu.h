@@ -8,6 +8,7 @@
 #include <ATen/Parallel.h>
 
 #include <array>
+#include <optional>
 #include <cstddef>
 #include <type_traits>
 #include <utility>
@@ -41,11 +42,14 @@ constexpr size_t kGradList = 1;
 // flagged in `mutated` are written back when a tensor had to be made
 // contiguous for the kernel. model_params is empty, or (fp32 master weights)
 // the bf16/fp16 params that receive the rounded new value of lists[0].
+// unscale_grads (AMP: 1/grad_scale): each grad is multiplied by it after the
+// update, leaving the unscaled grads in place as torch's fused optimizers do.
 template <size_t N>
 struct TensorLists {
   std::array<std::vector<at::Tensor>, N> lists;
   std::array<bool, N> mutated;
   std::vector<at::Tensor> model_params = {};
+  std::optional<double> unscale_grads = std::nullopt;
 };
 
 // One chunk of one param's tensors as a loop sees them: ptrs[k] for list k of
@@ -56,7 +60,7 @@ template <typename S, typename G, bool kModel, size_t N>
 struct Chunk {
   using opmath = at::opmath_type<S>;
   std::array<S*, N> ptrs;
-  const G* grad;
+  G* grad;
   std::conditional_t<kModel, G*, std::nullptr_t> model;
 };
 
@@ -115,6 +119,21 @@ Chunk<S, G, kModel, N> chunk_pointers(TensorLists<N>& args, int64_t i, int64_t b
   return c;
 }
 
+// grad *= factor for n elements, computed in the opmath type and rounded once.
+template <typename G>
+void scale_in_place(G* __restrict grad, int64_t n, double factor) {
+  using T = at::opmath_type<G>;
+  const T f = T(factor);
+  for (int64_t j = 0; j < n; ++j) grad[j] = G(T(grad[j]) * f);
+}
+
+// Runs the loop on one chunk, then leaves its grads unscaled (AMP) if asked.
+template <size_t N, typename Loop, typename C>
+void run_chunk(const TensorLists<N>& args, int64_t i, C chunk, int64_t n, const Loop& loop) {
+  loop(i, chunk, n);
+  if (args.unscale_grads) scale_in_place(chunk.grad, n, *args.unscale_grads);
+}
+
 // fp16 elements per staged block: the float copies of every list of a block
 // stay in L1 (512 was the fastest of 128 to 8192 on the 2-core EPYC).
 constexpr int64_t kStageElements = 512;
@@ -142,7 +161,7 @@ void apply_fp16_staged(TensorLists<N>& args, int64_t i, int64_t begin, int64_t n
     }
     c.grad = std::exchange(c.ptrs[kGradList], nullptr);
     if constexpr (kModel) c.model = stage[N];
-    loop(i, c, m);
+    run_chunk(args, i, c, m, loop);
     for (size_t k = 0; k < N; ++k)
       if (staged(k) && args.mutated[k])
         float_to_half(stage[k], half_bits_ptr(args.lists[k][i], b), m);
@@ -157,6 +176,7 @@ void apply_fp16_staged(TensorLists<N>& args, int64_t i, int64_t begin, int64_t n
 template <size_t N, typename Loop>
 void multi_tensor_apply(TensorLists<N>& args, const Loop& loop) {
   const size_t count = args.lists[0].size();
+  if (args.unscale_grads) args.mutated[kGradList] = true;
   // Strided tensors are updated through contiguous copies, written back after.
   std::vector<std::pair<at::Tensor, at::Tensor>> copy_back;
   for (size_t i = 0; i < count; ++i) {
@@ -189,13 +209,15 @@ void multi_tensor_apply(TensorLists<N>& args, const Loop& loop) {
           detail::apply_fp16_staged<false>(args, i, chunk.begin, n, loop);
         } else {
           AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, dtype, "fused_optim", [&] {
-            loop(i, detail::chunk_pointers<scalar_t, scalar_t, false>(args, i, chunk.begin), n);
+            detail::run_chunk(args, i, detail::chunk_pointers<scalar_t, scalar_t, false>(args, i, chunk.begin),
+                              n, loop);
           });
         }
       } else if (args.model_params[i].scalar_type() == at::kHalf) {
         detail::apply_fp16_staged<true>(args, i, chunk.begin, n, loop);
       } else {  // bf16 (checks.cpp admits no other model-param dtype)
-        loop(i, detail::chunk_pointers<float, at::BFloat16, true>(args, i, chunk.begin), n);
+        detail::run_chunk(args, i, detail::chunk_pointers<float, at::BFloat16, true>(args, i, chunk.begin), n,
+                          loop);
       }
     }
   });

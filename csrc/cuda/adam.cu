@@ -27,7 +27,7 @@ struct AdamFunctor {
         args.eps, meta.step(chunk), args.bias_correction, decoupled ? wd : 0.0, kAmsgrad);
     constexpr unsigned kState = lists(kExpAvg, kExpAvgSq) | (kAmsgrad ? lists(kMaxExpAvgSq) : 0u);
     chunk_apply<lists(kParam, kGrad) | kState, lists(kParam) | kState, S, G>(
-        meta, chunk, [&](T(&x)[kCount]) {
+        meta, chunk, grad_unscale<T>(s), [&](T(&x)[kCount]) {
           adam_update(x[kParam], x[kGrad], x[kExpAvg], x[kExpAvgSq], x[kMaxExpAvgSq], c);
         });
   }

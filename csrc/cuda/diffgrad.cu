@@ -26,7 +26,7 @@ struct DiffGradFunctor {
         /*decoupled_weight_decay=*/0.0, /*amsgrad=*/false);
     constexpr unsigned kState = lists(kExpAvg, kExpAvgSq, kPreviousGrad);
     chunk_apply<lists(kParam, kGrad) | kState, lists(kParam) | kState, S, G>(
-        meta, chunk, [&](T(&x)[kCount]) {
+        meta, chunk, grad_unscale<T>(s), [&](T(&x)[kCount]) {
           diffgrad_update(x[kParam], x[kGrad], x[kExpAvg], x[kExpAvgSq], x[kPreviousGrad], c);
         });
   }

@@ -172,6 +172,7 @@ void run(const char* op, const std::array<TensorList, N>& lists, const std::arra
     common.found_inf = device_scalar(scalars.found_inf, 0.0, device, keep_alive);
     common.weight_decay = weight_decay;
     common.maximize = maximize;
+    common.unscale_grads = scalars.grad_scale.has_value();
     const Span<TensorPtrs<N>> span{tensors.data(), static_cast<int64_t>(tensors.size())};
     const ElementTypes types{kernel_type(op, param_type), kernel_type(op, grad_type)};
     C10_CUDA_CHECK(launch(types, span, common, c10::cuda::getCurrentCUDAStream(index).stream()));

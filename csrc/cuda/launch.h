@@ -52,6 +52,7 @@ struct CommonArgs {
   DeviceScalar found_inf;   // nonzero: skip the whole update; value 0 without a GradScaler
   double weight_decay;      // L2 coefficient (AdamW: the decoupled one)
   bool maximize;
+  bool unscale_grads = false;  // AMP: leave the grads unscaled in place after the update
 };
 
 // Named indices of each operator's lists in TensorPtrs::data. Every operator

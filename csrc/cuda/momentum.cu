@@ -26,7 +26,7 @@ struct MomentumFunctor {
     constexpr unsigned kRead =
         lists(kParam, kGrad) | (kHasMomentum && !kFirstStep ? lists(kBuffer) : 0u);
     constexpr unsigned kWrite = lists(kParam) | (kHasMomentum ? lists(kBuffer) : 0u);
-    chunk_apply<kRead, kWrite, S, G>(meta, chunk, [&](T(&x)[kCount]) {
+    chunk_apply<kRead, kWrite, S, G>(meta, chunk, grad_unscale<T>(s), [&](T(&x)[kCount]) {
       momentum_update<kHasMomentum, kNesterov, kFirstStep>(x[kParam], x[kGrad], x[kBuffer], c);
     });
   }

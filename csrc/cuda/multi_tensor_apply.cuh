@@ -200,6 +200,15 @@ __device__ __forceinline__ void store_vector(void* base, int i, const T (&x)[kVe
   *reinterpret_cast<Pack<E, kVec>*>(static_cast<E*>(base) + i) = v;
 }
 
+// AMP: after the update the grads are stored multiplied by `factor`
+// (1/grad_scale), leaving them unscaled in place as torch's fused optimizers
+// do. Run-time (uniform across a launch), so it costs no kernel variants.
+template <typename T>
+struct GradUnscale {
+  bool enabled;
+  T factor;
+};
+
 // The element loop of one chunk: loads element j of each list into opmath
 // registers x[0..kDepth), calls op(x), and stores the lists op may change.
 // kRead and kWrite are bit masks of the lists read and written (compile-time,
@@ -211,7 +220,7 @@ __device__ __forceinline__ void store_vector(void* base, int i, const T (&x)[kVe
 template <unsigned kRead, unsigned kWrite, typename S, typename G, typename Metadata,
           typename Op>
 __device__ __forceinline__ void chunk_apply(const Metadata& meta, const ChunkRef& chunk,
-                                            const Op& op) {
+                                            const GradUnscale<opmath_t<S>>& unscale, const Op& op) {
   using T = opmath_t<S>;
   static_assert(std::is_same_v<T, opmath_t<G>>, "params and grads must share the opmath type");
   constexpr int kDepth = Metadata::kDepth;
@@ -275,6 +284,11 @@ __device__ __forceinline__ void chunk_apply(const Metadata& meta, const ChunkRef
       else
         store_vector<S, kVec>(ptrs[k], i, x[k]);
     }
+    if (unscale.enabled) {  // the rules take the grad by value: x holds the loaded one
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) x[kGradList][e] = x[kGradList][e] * unscale.factor;
+      store_vector<G, kVec>(ptrs[kGradList], i, x[kGradList]);
+    }
   }
 
   for (int i = vector_end + threadIdx.x; i < n; i += kBlockThreads) {
@@ -297,6 +311,8 @@ __device__ __forceinline__ void chunk_apply(const Metadata& meta, const ChunkRef
       else
         static_cast<S*>(ptrs[k])[i] = from_opmath<S>(y[k]);
     }
+    if (unscale.enabled)
+      static_cast<G*>(ptrs[kGradList])[i] = from_opmath<G>(y[kGradList] * unscale.factor);
   }
 }
 

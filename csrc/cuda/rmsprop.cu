@@ -25,7 +25,7 @@ struct RMSPropFunctor {
     constexpr unsigned kState = lists(kSquareAvg) | (kCentered ? lists(kGradAvg) : 0u) |
                                 (kHasMomentum ? lists(kBuffer) : 0u);
     chunk_apply<lists(kParam, kGrad) | kState, lists(kParam) | kState, S, G>(
-        meta, chunk, [&](T(&x)[kCount]) {
+        meta, chunk, grad_unscale<T>(s), [&](T(&x)[kCount]) {
           rmsprop_update(x[kParam], x[kGrad], x[kSquareAvg], x[kGradAvg], x[kBuffer], c);
         });
   }

@@ -6,6 +6,7 @@
 
 #include "../rules.h"
 #include "launch.h"
+#include "multi_tensor_apply.cuh"
 
 namespace fused_optim::cuda {
 
@@ -19,10 +20,16 @@ struct RunScalars {
   double lr;
   double inv_grad_scale;
   bool skip;  // found_inf is set: the whole update is skipped
+  bool unscale_grads;
 };
 
 __device__ __forceinline__ RunScalars read_run_scalars(const CommonArgs& a) {
-  return {read(a.lr), 1.0 / read(a.grad_scale), read(a.found_inf) != 0.0};
+  return {read(a.lr), 1.0 / read(a.grad_scale), read(a.found_inf) != 0.0, a.unscale_grads};
+}
+
+template <typename T>
+__device__ __forceinline__ GradUnscale<T> grad_unscale(const RunScalars& s) {
+  return {s.unscale_grads, T(s.inv_grad_scale)};
 }
 
 template <typename T>

@@ -316,6 +316,7 @@ bool check_rmsprop() {
       RMSPropArgs args{common(0.01, 0.1, false), 0.9, 1e-3, momentum, centered};
       args.common.grad_scale.ptr = &kGradScaleOnDevice;
       args.common.grad_scale.is_double = true;
+      args.common.unscale_grads = centered;  // AMP: the grads are left unscaled
       const RMSPropCoeffs<T> c = make_rmsprop_coeffs(
           make_grad_prep<T>(1.0 / kGradScaleOnDevice, 0.1, false), 0.01, 0.9, 1e-3, momentum, centered);
       const unsigned used = 0b00111u | (centered ? 0b01000u : 0u) | (momentum > 0 ? 0b10000u : 0u);
@@ -325,12 +326,15 @@ bool check_rmsprop() {
                : k == 2 ? uniform(rng, 0.5, 1)
                         : default_value(k, rng);
       };
-      const std::string name = std::string("rmsprop") + (centered ? " centered" : "") +
+      const std::string name = std::string("rmsprop") + (centered ? " centered, grads unscaled" : "") +
                                (momentum > 0 ? " momentum" : "");
       ok &= check<S, G, N>(
           name, used, {}, value,
           [&](ElementTypes t, auto span) { return launch_rmsprop(t, span, args, nullptr); },
-          [&](size_t, T(&x)[N]) { rmsprop_update(x[0], x[1], x[2], x[3], x[4], c); });
+          [&](size_t, T(&x)[N]) {
+            rmsprop_update(x[0], x[1], x[2], x[3], x[4], c);
+            if (centered) x[1] = x[1] * T(1.0 / kGradScaleOnDevice);
+          });
     }
   }
   return ok;
@@ -363,9 +367,10 @@ bool check_adam() {
         cfg.name, cfg.amsgrad ? 0b11111u : 0b01111u, steps, default_value,
         [&](ElementTypes t, auto span) { return launch_adam(t, span, args, nullptr); }, update);
   }
-  // found_inf set (read through its pointer): nothing changes.
+  // found_inf set (read through its pointer): nothing changes, the grads included.
   AdamArgs args{common(0.01, 0.0, false), 0.9, 0.999, 1e-8, false, true, true};
   args.common.found_inf.ptr = &kFoundInf;
+  args.common.unscale_grads = true;
   ok &= check<S, G, N>(
       "adam found_inf skips", 0b11111u, steps, default_value,
       [&](ElementTypes t, auto span) { return launch_adam(t, span, args, nullptr); }, nullptr);
@@ -378,15 +383,22 @@ bool check_diffgrad() {
   constexpr int N = diffgrad_list::kCount;
   const std::vector<float> steps = test_steps();
   const double lr = 0.01, wd = 0.1, b1 = 0.9, b2 = 0.999, eps = 1e-8;
-  DiffGradArgs args{common(lr, wd, true), b1, b2, eps};
-  return check<S, G, N>(
-      "diffgrad", 0b11111u, steps, default_value,
-      [&](ElementTypes t, auto span) { return launch_diffgrad(t, span, args, nullptr); },
-      [&](size_t i, T(&x)[N]) {
-        const AdamCoeffs<T> c = make_adam_coeffs(make_grad_prep<T>(1.0, wd, true), lr, b1, b2, eps,
-                                                 steps[i], true, 0.0, false);
-        diffgrad_update(x[0], x[1], x[2], x[3], x[4], c);
-      });
+  bool ok = true;
+  for (const double scale : {1.0, 8.0}) {  // 8: AMP, the grads left unscaled
+    DiffGradArgs args{common(lr, wd, true), b1, b2, eps};
+    args.common.grad_scale.value = scale;
+    args.common.unscale_grads = scale != 1.0;
+    ok &= check<S, G, N>(
+        scale != 1.0 ? "diffgrad, grads unscaled" : "diffgrad", 0b11111u, steps, default_value,
+        [&](ElementTypes t, auto span) { return launch_diffgrad(t, span, args, nullptr); },
+        [&](size_t i, T(&x)[N]) {
+          const AdamCoeffs<T> c = make_adam_coeffs(make_grad_prep<T>(1.0 / scale, wd, true), lr, b1,
+                                                   b2, eps, steps[i], true, 0.0, false);
+          diffgrad_update(x[0], x[1], x[2], x[3], x[4], c);
+          if (scale != 1.0) x[1] = x[1] * T(1.0 / scale);
+        });
+  }
+  return ok;
 }
 
 template <typename S, typename G = S>
