@@ -100,15 +100,19 @@ bool check_all() {
 int main() {
   bool ok = check_all<1, 1>() && check_all<1, 5>() && check_all<3, 5>() && check_all<4, 2>() &&
             check_all<256, 2048>();
-  // The production capacities.
-  using Meta5 = TensorListMetadata<5, true>;
-  using Meta3 = TensorListMetadata<3, false>;
+  // The production capacities: the operators with step counts (adam, rmsprop,
+  // diffgrad) and momentum, which has none.
+  constexpr int kDepth = adam_list::kCount;
+  static_assert(int{rmsprop_list::kCount} == kDepth && int{diffgrad_list::kCount} == kDepth);
+  using WithSteps = TensorListMetadata<kDepth, true>;
+  using NoSteps = TensorListMetadata<momentum_list::kCount, false>;
   std::printf(
-      "launch capacity: depth 5 + steps %d tensors x %d blocks (%zu bytes); depth 3 %d x %d (%zu "
+      "launch capacity: depth %d + steps %d tensors x %d blocks (%zu bytes); depth %d %d x %d (%zu "
       "bytes)\n",
-      Meta5::kMaxTensors, Meta5::kMaxBlocks, sizeof(Meta5), Meta3::kMaxTensors, Meta3::kMaxBlocks,
-      sizeof(Meta3));
-  ok = ok && check_all<Meta5::kMaxTensors, Meta5::kMaxBlocks>();
+      WithSteps::kDepth, WithSteps::kMaxTensors, WithSteps::kMaxBlocks, sizeof(WithSteps),
+      NoSteps::kDepth, NoSteps::kMaxTensors, NoSteps::kMaxBlocks, sizeof(NoSteps));
+  ok = ok && check_all<WithSteps::kMaxTensors, WithSteps::kMaxBlocks>() &&
+       check_all<NoSteps::kMaxTensors, NoSteps::kMaxBlocks>();
   std::printf(ok ? "all ok\n" : "FAILED\n");
   return ok ? 0 : 1;
 }
