@@ -69,7 +69,8 @@ def bar_plot(df: pd.DataFrame, path: str) -> None:
         ax.axhline(85, color="tab:red", lw=0.8, ls="--")
         ax.set_ylabel("ours: % of byte-count floor")
     meta = df.iloc[0]
-    dtype = f", {meta.dtype} params" if meta.get("dtype", "float32") != "float32" else ""
+    dtype = meta.get("dtype", "float32")  # meta["dtype"]: meta.dtype is the Series' own dtype
+    dtype = f", {dtype} params" if dtype != "float32" else ""
     fig.suptitle(
         f"Optimizer step time on {meta.device}{dtype}, torch {meta.torch_version}, commit {meta.git_commit}"
     )
