@@ -69,10 +69,10 @@ def bar_plot(df: pd.DataFrame, path: str) -> None:
         ax.axhline(85, color="tab:red", lw=0.8, ls="--")
         ax.set_ylabel("ours: % of byte-count floor")
     meta = df.iloc[0]
-    dtype = meta.get("dtype", "float32")  # meta["dtype"]: meta.dtype is the Series' own dtype
-    dtype = f", {dtype} params" if dtype != "float32" else ""
+    dtype = meta.get("dtype", "float32")  # not meta.dtype: that is the Series' own dtype
+    params = f", {dtype} params" if dtype != "float32" else ""
     fig.suptitle(
-        f"Optimizer step time on {meta.device}{dtype}, torch {meta.torch_version}, commit {meta.git_commit}"
+        f"Optimizer step time on {meta.device}{params}, torch {meta.torch_version}, commit {meta.git_commit}"
     )
     fig.text(0.01, 0.005, f"{meta.command} · {meta.threads} threads", fontsize=7, color="grey")
     fig.tight_layout(rect=(0, 0.02, 1, 1))

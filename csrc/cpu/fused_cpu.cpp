@@ -6,6 +6,7 @@
 
 #include <math.h>
 
+#include <optional>
 #include <type_traits>
 
 #include "../checks.h"
@@ -46,20 +47,17 @@ struct Scalars {
   double lr;
   double inv_grad_scale;
   bool skip;  // found_inf is set: the step is skipped
+  // AMP: 1/grad_scale, by which the grads are left unscaled after the step; none without a grad_scale.
+  std::optional<double> unscale_grads;
 };
 
 Scalars read_scalars(double lr, const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
                      const optional<Tensor>& found_inf) {
-  Scalars s{lr, 1.0, false};
+  Scalars s{lr, 1.0, false, std::nullopt};
   if (lr_tensor.has_value()) s.lr = lr_tensor->item<double>();
-  if (grad_scale.has_value()) s.inv_grad_scale = 1.0 / grad_scale->item<double>();
+  if (grad_scale.has_value()) s.unscale_grads = s.inv_grad_scale = 1.0 / grad_scale->item<double>();
   if (found_inf.has_value()) s.skip = found_inf->item<double>() != 0.0;
   return s;
-}
-
-// AMP: the factor that leaves the grads unscaled after the step (none without a grad_scale).
-std::optional<double> grad_unscale(const optional<Tensor>& grad_scale, const Scalars& s) {
-  return grad_scale.has_value() ? std::optional<double>(s.inv_grad_scale) : std::nullopt;
 }
 
 template <typename T>
@@ -78,7 +76,7 @@ void momentum_cpu(TensorList params, TensorList grads, TensorList momentum_buffe
   const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
   TensorLists<3> args{{vec(params), vec(grads), vec(momentum_buffers)}, {true, false, true},
-                      models(model_params), grad_unscale(grad_scale, s)};
+                      models(model_params), s.unscale_grads};
   with_flag(momentum != 0.0, [&](auto has_momentum) {
     with_flag(nesterov, [&](auto is_nesterov) {
       with_flag(first_step, [&](auto first) {
@@ -119,7 +117,7 @@ void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs,
   TensorLists<5> args{
       {vec(params), vec(grads), vec(square_avgs), vec(grad_avgs), vec(momentum_buffers)},
       {true, false, true, true, true},
-      models(model_params), grad_unscale(grad_scale, s)};
+      models(model_params), s.unscale_grads};
   with_flag(centered, [&](auto is_centered) {
     with_flag(momentum > 0.0, [&](auto has_momentum) {
       multi_tensor_apply(args, [&](int64_t, auto chunk, int64_t n) {
@@ -174,7 +172,7 @@ void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorLi
   TensorLists<5> args{
       {vec(params), vec(grads), vec(exp_avgs), vec(exp_avg_sqs), vec(max_exp_avg_sqs)},
       {true, false, true, true, true},
-      models(model_params), grad_unscale(grad_scale, s)};
+      models(model_params), s.unscale_grads};
   with_flag(amsgrad, [&](auto use_max) {
     multi_tensor_apply(args, [&](int64_t i, auto chunk, int64_t n) {
       using T = typename decltype(chunk)::opmath;
@@ -214,7 +212,7 @@ void diffgrad_cpu(TensorList params, TensorList grads, TensorList exp_avgs,
   TensorLists<5> args{
       {vec(params), vec(grads), vec(exp_avgs), vec(exp_avg_sqs), vec(previous_grads)},
       {true, false, true, true, true},
-      models(model_params), grad_unscale(grad_scale, s)};
+      models(model_params), s.unscale_grads};
   multi_tensor_apply(args, [&](int64_t i, auto chunk, int64_t n) {
     using T = typename decltype(chunk)::opmath;
     const AdamCoeffs<T> c =

@@ -8,8 +8,8 @@
 #include <ATen/Parallel.h>
 
 #include <array>
-#include <optional>
 #include <cstddef>
+#include <optional>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -209,15 +209,15 @@ void multi_tensor_apply(TensorLists<N>& args, const Loop& loop) {
           detail::apply_fp16_staged<false>(args, i, chunk.begin, n, loop);
         } else {
           AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, dtype, "fused_optim", [&] {
-            detail::run_chunk(args, i, detail::chunk_pointers<scalar_t, scalar_t, false>(args, i, chunk.begin),
-                              n, loop);
+            auto ptrs = detail::chunk_pointers<scalar_t, scalar_t, false>(args, i, chunk.begin);
+            detail::run_chunk(args, i, ptrs, n, loop);
           });
         }
       } else if (args.model_params[i].scalar_type() == at::kHalf) {
         detail::apply_fp16_staged<true>(args, i, chunk.begin, n, loop);
       } else {  // bf16 (checks.cpp admits no other model-param dtype)
-        detail::run_chunk(args, i, detail::chunk_pointers<float, at::BFloat16, true>(args, i, chunk.begin), n,
-                          loop);
+        auto ptrs = detail::chunk_pointers<float, at::BFloat16, true>(args, i, chunk.begin);
+        detail::run_chunk(args, i, ptrs, n, loop);
       }
     }
   });
