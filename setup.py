@@ -5,23 +5,80 @@ Environment:
   OPTIMIZERS_CPU_ARCH=...   value for -march (default "native": the kernels are
                             vectorized for the machine that builds them; set
                             e.g. "x86-64-v3" for a wheel that runs elsewhere)
+  CUDA_HOME                 the CUDA toolkit (default: the one the nvcc on PATH
+                            belongs to, as nvcc itself reports it)
+  TORCH_CUDA_ARCH_LIST      GPU archs (default: the visible GPUs' if any, else
+                            "8.0;9.0+PTX": A100 and H100/H200, and PTX that
+                            newer GPUs compile when they load it)
 """
 
 import glob
 import os
+import re
+import shutil
+import subprocess
+import sys
 
 import torch
 from setuptools import setup
-from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_CUDA_ARCHS = "8.0;9.0+PTX"
 
 
 def _want_cuda() -> bool:
-    if os.environ.get("OPTIMIZERS_CUDA", "1") == "0":
-        return False
-    return torch.version.cuda is not None and torch.utils.cpp_extension.CUDA_HOME is not None
+    return os.environ.get("OPTIMIZERS_CUDA", "1") != "0" and torch.version.cuda is not None
 
+
+def _toolkit_of_nvcc() -> str | None:
+    """The toolkit root of the nvcc on PATH. That nvcc may be a wrapper script outside the toolkit,
+    where torch's guess (the folder above nvcc's) misses cuda_runtime.h; nvcc's dry run prints the
+    root it runs from."""
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        return None
+    try:
+        dry_run = subprocess.run(
+            [nvcc, "--dryrun", "-x", "cu", "-c", os.devnull, "-o", os.devnull],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"^#\$ TOP=(.+)$", dry_run.stdout + dry_run.stderr, re.MULTILINE)
+    return os.path.realpath(os.path.join(match.group(1).strip(), "..")) if match else None
+
+
+def _configure_cuda() -> None:
+    """Sets CUDA_HOME and TORCH_CUDA_ARCH_LIST where they are unset (before torch.utils.cpp_extension
+    reads them), and says in one line what was chosen."""
+    how_home = "from CUDA_HOME"
+    if not os.environ.get("CUDA_HOME"):
+        home = _toolkit_of_nvcc()
+        if home is not None:
+            os.environ["CUDA_HOME"] = home
+            how_home = "from the nvcc on PATH"
+    how_archs = "from TORCH_CUDA_ARCH_LIST"
+    if not os.environ.get("TORCH_CUDA_ARCH_LIST"):
+        if torch.cuda.is_available():
+            how_archs = "the visible GPUs'"
+        else:  # torch's own detection raises IndexError without a GPU
+            os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_CUDA_ARCHS
+            how_archs = "the default, no GPU visible"
+    archs = os.environ.get("TORCH_CUDA_ARCH_LIST", "detected")
+    print(
+        f"optimizers: CUDA toolkit {os.environ.get('CUDA_HOME', 'not found')} ({how_home}); "
+        f"archs {archs} ({how_archs})",
+        file=sys.stderr,
+    )
+
+
+if _want_cuda():
+    _configure_cuda()
+
+# Imported after _configure_cuda: it reads CUDA_HOME when it is imported.
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension  # noqa: E402
 
 # libmvec: the SIMD exp that the CPU kernels call (see csrc/cpu/fused_cpu.cpp).
 LINK = ["-fopenmp", "-lmvec"]
@@ -33,7 +90,7 @@ def _extension():
     # vectorize; results stay IEEE (no -ffast-math).
     cxx = ["-O3", f"-march={arch}", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
     sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))
-    if _want_cuda():
+    if _want_cuda() and CUDA_HOME is not None:
         sources += sorted(glob.glob("csrc/cuda/*.cu")) + sorted(glob.glob("csrc/cuda/*.cpp"))
         return CUDAExtension(
             "optimizers._C",

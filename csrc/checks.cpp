@@ -1,5 +1,11 @@
 #include "checks.h"
 
+#include <ATen/MemoryOverlap.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <tuple>
+
 namespace fused_optim {
 
 namespace {
@@ -27,10 +33,80 @@ bool is_supported_dtype(at::ScalarType t) {
   return t == at::kDouble || t == at::kFloat || t == at::kBFloat16 || t == at::kHalf;
 }
 
+void check_state_steps(const char* op, at::TensorList params, at::TensorList state_steps) {
+  TORCH_CHECK(state_steps.size() == params.size(), op, ": state_steps has ", state_steps.size(),
+              " tensors but params has ", params.size());
+  for (size_t i = 0; i < state_steps.size(); ++i) {
+    const at::Tensor& step = state_steps[i];
+    TORCH_CHECK(step.numel() == 1, op, ": state_steps[", i, "] must hold one element, got shape ",
+                step.sizes());
+    TORCH_CHECK(step.scalar_type() == at::kFloat || step.scalar_type() == at::kDouble, op,
+                ": state_steps[", i, "] has dtype ", step.scalar_type(),
+                "; step counts are float32 (as torch.optim keeps them) or float64");
+  }
+}
+
+// One tensor of a call, as the overlap check sees it: the bytes it spans in its storage.
+struct Extent {
+  const void* storage;
+  uintptr_t begin;
+  uintptr_t end;
+  const char* list;
+  size_t index;
+  bool written;
+};
+
+// The byte range from t's first element to its last (strides are never negative).
+Extent extent_of(const at::Tensor& t, const char* list, size_t index, bool written) {
+  const auto item = static_cast<uintptr_t>(t.element_size());
+  uintptr_t span = 1;
+  for (int64_t d = 0; d < t.dim(); ++d) span += static_cast<uintptr_t>((t.size(d) - 1) * t.stride(d));
+  const auto begin = static_cast<uintptr_t>(t.storage_offset()) * item;
+  return {t.storage().data(), begin, begin + span * item, list, index, written};
+}
+
+// Every tensor the call writes must have memory of its own: two tensors over
+// the same bytes would be updated by two threads (or CUDA blocks) at once, and
+// the result would change from run to run. Overlap is judged by byte ranges,
+// so views into one flat buffer (FSDP2's gradients) pass; two views
+// interleaved by strides are refused too, though they do not share an element.
+void check_no_overlap(const char* op, const std::vector<NamedList>& lists,
+                      const std::vector<bool>& written) {
+  std::vector<Extent> extents;
+  for (size_t k = 0; k < lists.size(); ++k) {
+    for (size_t i = 0; i < lists[k].tensors.size(); ++i) {
+      const at::Tensor& t = lists[k].tensors[i];
+      if (t.numel() == 0 || !t.has_storage()) continue;
+      TORCH_CHECK(!written[k] || at::has_internal_overlap(t) != at::MemOverlap::Yes, op, ": ",
+                  lists[k].name, "[", i, "] has elements that share memory (an expanded tensor?), "
+                  "but the step writes it; pass a tensor of its own (e.g. .clone())");
+      extents.push_back(extent_of(t, lists[k].name, i, written[k]));
+    }
+  }
+  std::sort(extents.begin(), extents.end(), [](const Extent& a, const Extent& b) {
+    return std::tie(a.storage, a.begin) < std::tie(b.storage, b.begin);
+  });
+  const Extent* reach = nullptr;          // the extent reaching furthest in this storage
+  const Extent* written_reach = nullptr;  // the same among the written ones
+  for (const Extent& e : extents) {
+    if (reach != nullptr && reach->storage != e.storage) reach = written_reach = nullptr;
+    const Extent* other = nullptr;
+    if (written_reach != nullptr && e.begin < written_reach->end) other = written_reach;
+    else if (e.written && reach != nullptr && e.begin < reach->end) other = reach;
+    TORCH_CHECK(other == nullptr, op, ": ", e.list, "[", e.index, "] and ", other->list, "[",
+                other->index, "] overlap in memory, and the step writes at least one of them (the "
+                "same tensor twice in one call, or two params over one storage?); each tensor a "
+                "step writes needs memory of its own");
+    if (reach == nullptr || e.end > reach->end) reach = &e;
+    if (e.written && (written_reach == nullptr || e.end > written_reach->end)) written_reach = &e;
+  }
+}
+
 }  // namespace
 
 void check_lists(const char* op, at::TensorList params, at::TensorList grads,
-                 const OptionalTensorList& model_params, const std::vector<NamedList>& states) {
+                 const OptionalTensorList& model_params, const std::vector<NamedList>& states,
+                 at::TensorList state_steps, bool grads_written) {
   check_list_length(op, params, "grads", grads);
   if (model_params.has_value()) check_list_length(op, params, "model_params", *model_params);
   for (const auto& list : states)
@@ -57,14 +133,21 @@ void check_lists(const char* op, at::TensorList params, at::TensorList grads,
       if (!list.tensors.empty())
         check_like(op, list.name, i, list.tensors[i], p, p.scalar_type(), "params");
   }
-}
-
-void check_state_steps(const char* op, at::TensorList params, at::TensorList state_steps) {
-  TORCH_CHECK(state_steps.size() == params.size(), op, ": state_steps has ", state_steps.size(),
-              " tensors but params has ", params.size());
-  for (size_t i = 0; i < state_steps.size(); ++i)
-    TORCH_CHECK(state_steps[i].numel() == 1, op, ": state_steps[", i,
-                "] must hold one element, got shape ", state_steps[i].sizes());
+  std::vector<NamedList> all{{"params", params, true}, {"grads", grads, true}};
+  std::vector<bool> written{true, grads_written};
+  for (const auto& list : states) {
+    all.push_back(list);
+    written.push_back(true);
+  }
+  if (!state_steps.empty()) {
+    all.push_back({"state_steps", state_steps, true});
+    written.push_back(true);
+  }
+  if (model_params.has_value()) {
+    all.push_back({"model_params", *model_params, true});
+    written.push_back(true);
+  }
+  check_no_overlap(op, all, written);
 }
 
 void check_scalar_tensor(const char* op, const char* name, const std::optional<at::Tensor>& t) {
@@ -92,7 +175,8 @@ void check_momentum_args(at::TensorList params, at::TensorList grads,
                          const std::optional<at::Tensor>& found_inf,
                          const OptionalTensorList& model_params) {
   const char* op = "optimizers::momentum_";
-  check_lists(op, params, grads, model_params, {{"momentum_buffers", momentum_buffers, false}});
+  check_lists(op, params, grads, model_params, {{"momentum_buffers", momentum_buffers, false}}, {},
+              grad_scale.has_value());
   TORCH_CHECK(momentum == 0.0 || momentum_buffers.size() == params.size(), op, ": momentum ",
               momentum, " needs one momentum buffer per param");
   check_scalars(op, lr_tensor, grad_scale, found_inf);
@@ -106,11 +190,12 @@ void check_rmsprop_args(at::TensorList params, at::TensorList grads, at::TensorL
                         const std::optional<at::Tensor>& found_inf,
                         const OptionalTensorList& model_params) {
   const char* op = "optimizers::rmsprop_";
+  check_state_steps(op, params, state_steps);
   check_lists(op, params, grads, model_params,
               {{"square_avgs", square_avgs, true},
                {"grad_avgs", grad_avgs, centered},
-               {"momentum_buffers", momentum_buffers, momentum > 0.0}});
-  check_state_steps(op, params, state_steps);
+               {"momentum_buffers", momentum_buffers, momentum > 0.0}},
+              state_steps, grad_scale.has_value());
   check_scalars(op, lr_tensor, grad_scale, found_inf);
 }
 
@@ -122,11 +207,12 @@ void check_adam_args(at::TensorList params, at::TensorList grads, at::TensorList
                      const std::optional<at::Tensor>& found_inf,
                      const OptionalTensorList& model_params) {
   const char* op = "optimizers::adam_";
+  check_state_steps(op, params, state_steps);
   check_lists(op, params, grads, model_params,
               {{"exp_avgs", exp_avgs, true},
                {"exp_avg_sqs", exp_avg_sqs, true},
-               {"max_exp_avg_sqs", max_exp_avg_sqs, amsgrad}});
-  check_state_steps(op, params, state_steps);
+               {"max_exp_avg_sqs", max_exp_avg_sqs, amsgrad}},
+              state_steps, grad_scale.has_value());
   check_scalars(op, lr_tensor, grad_scale, found_inf);
 }
 
@@ -137,11 +223,12 @@ void check_diffgrad_args(at::TensorList params, at::TensorList grads, at::Tensor
                          const std::optional<at::Tensor>& found_inf,
                          const OptionalTensorList& model_params) {
   const char* op = "optimizers::diffgrad_";
+  check_state_steps(op, params, state_steps);
   check_lists(op, params, grads, model_params,
               {{"exp_avgs", exp_avgs, true},
                {"exp_avg_sqs", exp_avg_sqs, true},
-               {"previous_grads", previous_grads, true}});
-  check_state_steps(op, params, state_steps);
+               {"previous_grads", previous_grads, true}},
+              state_steps, grad_scale.has_value());
   check_scalars(op, lr_tensor, grad_scale, found_inf);
 }
 

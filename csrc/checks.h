@@ -23,12 +23,14 @@ using OptionalTensorList = std::optional<at::TensorList>;
 // device, and that no tensor is sparse or complex. Dtypes: the states have the
 // params' dtype; the grads too, unless model_params is given (fp32 master
 // weights): then params are float32, model_params bf16/fp16 of the same shape
-// and device, and the grads have the model params' dtype.
+// and device, and the grads have the model params' dtype. state_steps (empty
+// for an operator without step counts) holds one float32/float64 count per
+// param. No tensor that the call writes overlaps another tensor of the call, or
+// itself (an expanded tensor): the grads are written when grads_written (AMP
+// unscaling), the params, states, step counts and model params always.
 void check_lists(const char* op, at::TensorList params, at::TensorList grads,
-                 const OptionalTensorList& model_params, const std::vector<NamedList>& states);
-
-// Checks that state_steps holds one single-element step count per param.
-void check_state_steps(const char* op, at::TensorList params, at::TensorList state_steps);
+                 const OptionalTensorList& model_params, const std::vector<NamedList>& states,
+                 at::TensorList state_steps, bool grads_written);
 
 // The learning rate: lr_tensor's value when given (a 0-dim or 1-element tensor), else lr.
 void check_scalar_tensor(const char* op, const char* name,

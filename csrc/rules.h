@@ -56,6 +56,28 @@ OPT_HD T prepare_grad(T g, T p, const GradPrep<T>& c) {
   return g;
 }
 
+// A moving average a <- a + w (b - a), computed as torch.lerp is (torch.optim's
+// exp_avg.lerp_(g, 1 - beta1)): from a when w < 0.5, else from b as
+// b - (b - a)(1 - w). Beyond matching torch's rounding, this gives its NaN where
+// a and b are infinite (inf - inf), where beta*a + (1 - beta)*b would give inf.
+template <typename T>
+struct LerpCoeffs {
+  T coeff;        // w, or w - 1 from b
+  bool from_end;  // w >= 0.5: start from b
+};
+
+template <typename T>
+OPT_HD LerpCoeffs<T> make_lerp(double weight) {
+  const T w = T(weight);
+  const bool from_end = !(opt_abs(w) < T(0.5));
+  return {from_end ? w - T(1) : w, from_end};
+}
+
+template <typename T>
+OPT_HD T lerp(T a, T b, const LerpCoeffs<T>& c) {
+  return (c.from_end ? b : a) + c.coeff * (b - a);
+}
+
 // ---------------------------------------------------------------- Momentum
 // torch.optim.SGD semantics. Without momentum it is plain gradient descent and
 // `buf` is not touched; on the first step buf = g, undampened, as torch does.
@@ -95,6 +117,7 @@ struct RMSPropCoeffs {
   T lr;
   T alpha;
   T one_minus_alpha;  // computed in double: 1 - float(0.999) is off by 1.3e-5
+  LerpCoeffs<T> grad_avg_lerp;  // weight 1 - alpha
   T eps;
   T momentum;
   bool centered;
@@ -103,7 +126,8 @@ struct RMSPropCoeffs {
 template <typename T>
 OPT_HD RMSPropCoeffs<T> make_rmsprop_coeffs(const GradPrep<T>& prep, double lr, double alpha, double eps,
                                             double momentum, bool centered) {
-  return {prep, T(lr), T(alpha), T(1.0 - alpha), T(eps), T(momentum), centered};
+  return {prep,   T(lr),       T(alpha), T(1.0 - alpha), make_lerp<T>(1.0 - alpha),
+          T(eps), T(momentum), centered};
 }
 
 template <typename T>
@@ -113,7 +137,7 @@ OPT_HD void rmsprop_update(T& p, T g, T& square_avg, T& grad_avg, T& buf,
   square_avg = c.alpha * square_avg + c.one_minus_alpha * g * g;
   T avg;
   if (c.centered) {
-    grad_avg = c.alpha * grad_avg + c.one_minus_alpha * g;
+    grad_avg = lerp(grad_avg, g, c.grad_avg_lerp);
     avg = opt_sqrt(square_avg - grad_avg * grad_avg) + c.eps;
   } else {
     avg = opt_sqrt(square_avg) + c.eps;
@@ -151,9 +175,8 @@ OPT_HD AdamStepScalars adam_step_scalars(double lr, double beta1, double beta2, 
 template <typename T>
 struct AdamCoeffs {
   GradPrep<T> prep;
-  T beta1;
   T beta2;
-  T one_minus_beta1;  // computed in double, as torch does
+  LerpCoeffs<T> exp_avg_lerp;  // weight 1 - beta1, computed in double as torch does
   T one_minus_beta2;
   T eps;
   T step_size;
@@ -170,9 +193,8 @@ OPT_HD AdamCoeffs<T> make_adam_coeffs(const GradPrep<T>& prep, double lr, double
                                       double decoupled_weight_decay, bool amsgrad) {
   const AdamStepScalars st = adam_step_scalars(lr, beta1, beta2, step, bias_correction);
   return {prep,
-          T(beta1),
           T(beta2),
-          T(1.0 - beta1),
+          make_lerp<T>(1.0 - beta1),
           T(1.0 - beta2),
           T(eps),
           T(st.step_size),
@@ -188,7 +210,7 @@ OPT_HD T adam_denominator(T v, const AdamCoeffs<T>& c) {
 
 template <typename T>
 OPT_HD void adam_moments(T g, T& m, T& v, const AdamCoeffs<T>& c) {
-  m = c.beta1 * m + c.one_minus_beta1 * g;
+  m = lerp(m, g, c.exp_avg_lerp);
   v = c.beta2 * v + c.one_minus_beta2 * g * g;
 }
 

@@ -10,7 +10,10 @@ from itertools import chain
 import torch
 from torch import Tensor
 
-from optimizers import _extension, _validation, reference
+from optimizers import _dtensor, _extension, _validation, reference
+
+# The defaults torch.optim.Optimizer itself adds (in __setstate__), which are not ours.
+_TORCH_DEFAULTS = ("differentiable",)
 
 
 class FusedOptimizer(torch.optim.Optimizer):
@@ -34,21 +37,39 @@ class FusedOptimizer(torch.optim.Optimizer):
     _step_supports_amp_scaling = True
 
     def __init__(self, params, defaults: dict, fused: bool | None, master_weights: bool = False):
-        if fused is not None:
-            _validation.flag("fused", fused)
-        _validation.flag("master_weights", master_weights)
+        defaults = dict(defaults, fused=fused, master_weights=master_weights)
+        self._validate_group(defaults)
         if fused and not _extension.extension_available():
             raise RuntimeError(_extension.missing_kernel_message(type(self).__name__, torch.device("cpu")))
-        defaults = dict(defaults, fused=fused, master_weights=master_weights)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults)  # validates each group in add_param_group
+
+    def _validate_group(self, group: dict) -> None:
+        """The checks of the constructor's arguments, for the defaults and for every param group
+        (constructor, add_param_group, load_state_dict): a ValueError showing the bad value."""
+        _validation.learning_rate(group["lr"])
+        if group["fused"] is not None:
+            _validation.flag("fused", group["fused"])
+        _validation.flag("master_weights", group["master_weights"])
+        self._validate_hyperparameters(group)
+
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        try:
+            self._validate_group(self.param_groups[-1])
+        except ValueError:
+            self.param_groups.pop()  # an invalid group is not kept
+            raise
 
     # How this optimizer runs, not what it computes: kept when a checkpoint is loaded.
     _KEPT_ON_LOAD = ("fused", "master_weights")
 
     def load_state_dict(self, state_dict: dict) -> None:
         """As torch.optim's, but each group keeps the `fused` and `master_weights` choices this
-        optimizer was built with (a torch.optim checkpoint carries its own, unrelated `fused` flag)."""
+        optimizer was built with (a torch.optim checkpoint carries its own, unrelated `fused` flag).
+        The loaded groups are validated first: an invalid one leaves the optimizer as it was."""
         kept = [{key: group.get(key) for key in self._KEPT_ON_LOAD} for group in self.param_groups]
+        for saved, choices in zip(state_dict["param_groups"], kept):
+            self._validate_group({**self.defaults, **saved, **choices})
         super().load_state_dict(state_dict)
         self._restore_master_state(state_dict)
         for group, choices in zip(self.param_groups, kept):
@@ -75,13 +96,20 @@ class FusedOptimizer(torch.optim.Optimizer):
                 state[key] = value.to(device=p.device, dtype=torch.float32)
 
     def __setstate__(self, state: dict) -> None:
-        # A checkpoint of torch.optim (or an older version) may lack our keys.
+        # A checkpoint of torch.optim (or an older version) may lack our keys. torch's own
+        # __setstate__ adds "differentiable" to the defaults: not one of ours, so not put in groups.
         super().__setstate__(state)
         for group in self.param_groups:
             for key, value in self.defaults.items():
-                group.setdefault(key, value)
+                if key not in _TORCH_DEFAULTS:
+                    group.setdefault(key, value)
 
     # -- to be defined by subclasses -----------------------------------------
+    @staticmethod
+    def _validate_hyperparameters(group: dict) -> None:
+        """The class's own hyperparameters (lr, fused and master_weights are checked here)."""
+        raise NotImplementedError
+
     def _init_state(self, group: dict, p: Tensor, state: dict) -> None:
         raise NotImplementedError
 
@@ -99,15 +127,18 @@ class FusedOptimizer(torch.optim.Optimizer):
         raise NotImplementedError
 
     # -- shared machinery ----------------------------------------------------
-    def _kernel(self, group: dict, device: torch.device) -> Callable:
+    def _kernel(self, group: dict, device: torch.device, distributed: bool) -> Callable:
+        """The fused operator for this device, or the reference implementation. `distributed`: the
+        params include DTensors (FSDP2, tensor parallelism), whose local shards the operator updates."""
         fused = group.get("fused")
         if fused is False:
             return getattr(reference, self.op_name)
         if _extension.has_kernel(device):
-            return getattr(torch.ops.optimizers, self.op_name)
+            kernel = getattr(torch.ops.optimizers, self.op_name)
+            return _dtensor.on_local_shards(kernel, type(self).__name__) if distributed else kernel
         if fused:
             raise RuntimeError(_extension.missing_kernel_message(type(self).__name__, device))
-        _extension.warn_fallback_once()
+        _extension.warn_fallback_once(device)
         return getattr(reference, self.op_name)
 
     def _params_with_grad(self, group_index: int, group: dict) -> list[Tensor]:
@@ -127,11 +158,19 @@ class FusedOptimizer(torch.optim.Optimizer):
             raise RuntimeError(f"{name} does not support complex params or grads: {where} is {p.dtype}")
         raise RuntimeError(f"{name} supports floating-point params only: {where} is {p.dtype}")
 
-    def _scalar_args(self, group: dict) -> dict:
+    def _scalar_args(self, group: dict, device: torch.device) -> dict:
         """The arguments every operator shares: lr (a float, or a tensor in lr_tensor) and,
         under torch.amp.GradScaler, the loss scale and the found-inf flag."""
         lr = group["lr"]
-        args = {"lr": 0.0, "lr_tensor": lr} if isinstance(lr, Tensor) else {"lr": float(lr)}
+        if isinstance(lr, Tensor):
+            args = {"lr": 0.0, "lr_tensor": lr}
+        elif torch.compiler.is_compiling():
+            # A float argument of an operator is a constant of the graph: each new lr would
+            # recompile. As a tensor made in the graph it is an input (built with add_: torch.tensor
+            # and torch.full specialize on the value).
+            args = {"lr": 0.0, "lr_tensor": torch.zeros((), dtype=torch.float64, device=device).add_(lr)}
+        else:
+            args = {"lr": float(lr)}
         grad_scale = getattr(self, "grad_scale", None)
         found_inf = getattr(self, "found_inf", None)
         if grad_scale is not None:
@@ -169,25 +208,46 @@ class FusedOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group_index, group in enumerate(self.param_groups):
-            # One kernel call per device, and apart for the params with master weights.
-            batches: dict[tuple[torch.device, bool], list[Tensor]] = defaultdict(list)
-            for p in self._params_with_grad(group_index, group):
-                state = self.state[p]
-                fresh = len(state) == 0
-                master = self._master_param(group, p, state)
-                if fresh:
-                    self._init_state(group, p if master is None else master, state)
-                batches[p.device, master is not None].append(p)
-            for (device, with_master), params in batches.items():
-                states = [self.state[p] for p in params]
-                grads = [p.grad for p in params]
-                kernel = self._kernel(group, device)
-                if with_master:
-                    masters = [state["master_param"] for state in states]
-                    self._update(group, masters, grads, states, kernel, model_params=params)
-                else:
-                    self._update(group, params, grads, states, kernel, model_params=None)
+            params = self._params_with_grad(group_index, group)
+            # Every kernel is found before any state is made: a step that cannot run changes nothing.
+            kernels = {
+                device: self._kernel(group, device, _dtensor.has_dtensor(params))
+                for device in {p.device for p in params}
+            }
+            fresh = [p for p in params if not self.state.get(p)]
+            try:
+                self._step_group(group, params, kernels)
+            except Exception:
+                for p in fresh:
+                    self.state.pop(p, None)
+                raise
         return loss
+
+    def _step_group(self, group: dict, params: list[Tensor], kernels: dict) -> None:
+        # One kernel call per device, and apart for the params with master weights.
+        batches: dict[tuple[torch.device, bool], list[Tensor]] = defaultdict(list)
+        for p in params:
+            state = self.state[p]
+            fresh = len(state) == 0
+            master = self._master_param(group, p, state)
+            target = p if master is None else master
+            if fresh:
+                self._init_state(group, target, state)
+            else:
+                _follow_dtype(state, target.dtype)
+            batches[p.device, master is not None].append(p)
+        for (device, with_master), batch in batches.items():
+            states = [self.state[p] for p in batch]
+            grads = [p.grad for p in batch]
+            kernel = kernels[device]
+            if with_master:
+                masters = [state["master_param"] for state in states]
+                self._update(group, masters, grads, states, kernel, model_params=batch)
+            else:
+                self._update(group, batch, grads, states, kernel, model_params=None)
+            for p, state in zip(batch, states):
+                if not state:  # a rule without state (plain SGD) keeps none, as torch.optim
+                    del self.state[p]
 
 
 def _float_state(state: dict) -> list[tuple[str, Tensor]]:
@@ -197,6 +257,14 @@ def _float_state(state: dict) -> list[tuple[str, Tensor]]:
         for key, value in state.items()
         if key != "step" and torch.is_tensor(value) and value.is_floating_point()
     ]
+
+
+def _follow_dtype(state: dict, dtype: torch.dtype) -> None:
+    """After model.double() (or .bfloat16()) mid-training the state follows its param's new dtype,
+    as in torch.optim, whose state is made and kept in the param's dtype."""
+    for key, value in state.items():
+        if key != "step" and isinstance(value, Tensor) and value.dtype != dtype and value.is_floating_point():
+            state[key] = value.to(dtype)
 
 
 def _cast_state(state: dict, dtype: torch.dtype) -> None:

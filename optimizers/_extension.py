@@ -14,12 +14,42 @@ except ImportError as error:  # not built, or built against another torch
     _C = None
     LOAD_ERROR = error
 
-_warned = False
+OPERATORS = ("momentum_", "rmsprop_", "adam_", "diffgrad_")
+_SCALARS = ("lr_tensor", "grad_scale", "found_inf")
+
+_warned: set[str] = set()  # device types whose fallback to the reference path was reported
+
+
+def _fake_kernel(name: str):
+    """The operator under fake tensors (torch.compile, opcheck) and on the meta device: it only
+    mutates its inputs, so it computes nothing, but checks that every tensor lies on the params'
+    device. Without that check a single meta tensor among CPU ones would send the call here, and
+    the step would silently do nothing."""
+
+    def fake(*lists, model_params=None, **kwargs):
+        if not lists[0]:
+            return
+        device = lists[0][0].device
+        schema = getattr(torch.ops.optimizers, name).default._schema
+        named = [(arg.name, lst) for arg, lst in zip(schema.arguments, lists)]
+        named.append(("model_params", model_params or []))
+        for where, tensors in named:
+            for i, t in enumerate(tensors):
+                if t.device != device:
+                    raise RuntimeError(
+                        f"optimizers::{name}: {where}[{i}] is on {t.device} but params[0] is on {device}"
+                    )
+        for key in _SCALARS:
+            t = kwargs.get(key)
+            if t is not None and t.device not in (device, torch.device("cpu")):
+                raise RuntimeError(f"optimizers::{name}: {key} is on {t.device} but params are on {device}")
+
+    return fake
+
 
 if _C is not None:
-    # The operators only mutate their inputs, so under fake tensors (torch.compile, opcheck) they do nothing.
-    for _name in ("momentum_", "rmsprop_", "adam_", "diffgrad_"):
-        torch.library.register_fake(f"optimizers::{_name}")(lambda *args, **kwargs: None)
+    for _name in OPERATORS:
+        torch.library.register_fake(f"optimizers::{_name}")(_fake_kernel(_name))
 
 
 def extension_available() -> bool:
@@ -50,14 +80,21 @@ def missing_kernel_message(optimizer: str, device: torch.device) -> str:
     )
 
 
-def warn_fallback_once() -> None:
-    """With fused=None and no extension, say once that the reference path runs."""
-    global _warned
-    if not _warned and _C is None:
-        _warned = True
-        warnings.warn(
-            f"optimizers._C could not be loaded ({LOAD_ERROR}); using the slower reference "
-            "implementation. Build the extension with `pip install --no-build-isolation .`.",
-            RuntimeWarning,
-            stacklevel=3,
+def warn_fallback_once(device: torch.device) -> None:
+    """With fused=None and no kernel for the params' device, say once per device type that the
+    (slower) reference path runs, and why."""
+    if device.type in _warned:
+        return
+    _warned.add(device.type)
+    if _C is None:
+        why = (
+            f"optimizers._C could not be loaded ({LOAD_ERROR}); build the extension with "
+            "`pip install --no-build-isolation .`"
         )
+    else:
+        why = f"this build of optimizers._C has no kernel for '{device.type}' params"
+    warnings.warn(
+        f"{why}. Using the slower reference implementation for '{device.type}' params.",
+        RuntimeWarning,
+        stacklevel=4,
+    )

@@ -46,10 +46,18 @@ def unit_interval(name: str, value) -> None:
 
 
 def betas(value) -> None:
+    """A pair in [0, 1): both numbers, or both 1-element tensors (read as numbers at each step)."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise ValueError(f"Invalid betas: {value!r} (must be a pair (beta1, beta2))")
+    if isinstance(value[0], torch.Tensor) != isinstance(value[1], torch.Tensor):
+        raise ValueError(f"Invalid betas: {value!r} (must be both numbers or both 1-element tensors)")
     unit_interval("beta1 (betas[0])", value[0])
     unit_interval("beta2 (betas[1])", value[1])
+
+
+def number(value):
+    """A hyperparameter as the operators take it: a 1-element tensor's value, else the number itself."""
+    return value.item() if isinstance(value, torch.Tensor) else value
 
 
 def flag(name: str, value) -> None:

@@ -52,16 +52,9 @@ class Adam(FusedOptimizer):
         fused=None,
         master_weights=False,
     ):
-        _validation.learning_rate(lr)
-        _validation.betas(betas)
-        _validation.non_negative("eps", eps)
-        _validation.non_negative("weight_decay", weight_decay)
-        _validation.flag("amsgrad", amsgrad)
-        _validation.flag("bias_correction", bias_correction)
-        _validation.flag("maximize", maximize)
         defaults = dict(
             lr=lr,
-            betas=tuple(betas),
+            betas=tuple(betas) if isinstance(betas, (tuple, list)) else betas,
             eps=eps,
             weight_decay=weight_decay,
             amsgrad=amsgrad,
@@ -69,6 +62,14 @@ class Adam(FusedOptimizer):
             maximize=maximize,
         )
         super().__init__(params, defaults, fused, master_weights)
+
+    @staticmethod
+    def _validate_hyperparameters(group):
+        _validation.betas(group["betas"])
+        _validation.non_negative("eps", group["eps"])
+        _validation.non_negative("weight_decay", group["weight_decay"])
+        for name in ("amsgrad", "bias_correction", "maximize"):
+            _validation.flag(name, group[name])
 
     def _init_state(self, group, p, state):
         state["step"] = step_counter(p)
@@ -82,7 +83,7 @@ class Adam(FusedOptimizer):
                 if "max_exp_avg_sq" not in state:
                     state["max_exp_avg_sq"] = zeros_like(p)
         steps = self._steps(states)
-        beta1, beta2 = group["betas"]
+        beta1, beta2 = map(_validation.number, group["betas"])
         kernel(
             params,
             grads,
@@ -99,7 +100,7 @@ class Adam(FusedOptimizer):
             bias_correction=group["bias_correction"],
             maximize=group["maximize"],
             model_params=model_params,
-            **self._scalar_args(group),
+            **self._scalar_args(group, params[0].device),
         )
 
 

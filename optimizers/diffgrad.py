@@ -46,13 +46,16 @@ class DiffGrad(FusedOptimizer):
         fused=None,
         master_weights=False,
     ):
-        _validation.learning_rate(lr)
-        _validation.betas(betas)
-        _validation.non_negative("eps", eps)
-        _validation.non_negative("weight_decay", weight_decay)
-        _validation.flag("maximize", maximize)
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize)
+        betas = tuple(betas) if isinstance(betas, (tuple, list)) else betas
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, fused, master_weights)
+
+    @staticmethod
+    def _validate_hyperparameters(group):
+        _validation.betas(group["betas"])
+        _validation.non_negative("eps", group["eps"])
+        _validation.non_negative("weight_decay", group["weight_decay"])
+        _validation.flag("maximize", group["maximize"])
 
     def _init_state(self, group, p, state):
         state["step"] = step_counter(p)
@@ -62,7 +65,7 @@ class DiffGrad(FusedOptimizer):
 
     def _update(self, group, params, grads, states, kernel, model_params):
         steps = self._steps(states)
-        beta1, beta2 = group["betas"]
+        beta1, beta2 = map(_validation.number, group["betas"])
         kernel(
             params,
             grads,
@@ -76,5 +79,5 @@ class DiffGrad(FusedOptimizer):
             weight_decay=group["weight_decay"],
             maximize=group["maximize"],
             model_params=model_params,
-            **self._scalar_args(group),
+            **self._scalar_args(group, params[0].device),
         )

@@ -49,18 +49,6 @@ class Momentum(FusedOptimizer):
         fused=None,
         master_weights=False,
     ):
-        _validation.learning_rate(lr)
-        _validation.non_negative("momentum", momentum)
-        _validation.finite("momentum", momentum)
-        _validation.finite("dampening", dampening)
-        _validation.non_negative("weight_decay", weight_decay)
-        _validation.flag("nesterov", nesterov)
-        _validation.flag("maximize", maximize)
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError(
-                f"Nesterov momentum requires momentum > 0 and dampening = 0, got "
-                f"momentum={momentum!r}, dampening={dampening!r}"
-            )
         defaults = dict(
             lr=lr,
             momentum=momentum,
@@ -70,6 +58,21 @@ class Momentum(FusedOptimizer):
             maximize=maximize,
         )
         super().__init__(params, defaults, fused, master_weights)
+
+    @staticmethod
+    def _validate_hyperparameters(group):
+        momentum, dampening = group["momentum"], group["dampening"]
+        _validation.non_negative("momentum", momentum)
+        _validation.finite("momentum", momentum)
+        _validation.finite("dampening", dampening)
+        _validation.non_negative("weight_decay", group["weight_decay"])
+        _validation.flag("nesterov", group["nesterov"])
+        _validation.flag("maximize", group["maximize"])
+        if group["nesterov"] and (momentum <= 0 or dampening != 0):
+            raise ValueError(
+                f"Nesterov momentum requires momentum > 0 and dampening = 0, got "
+                f"momentum={momentum!r}, dampening={dampening!r}"
+            )
 
     def _init_state(self, group, p, state):
         pass  # the buffer is made on the first step, from the gradient
@@ -82,7 +85,7 @@ class Momentum(FusedOptimizer):
             nesterov=group["nesterov"],
             weight_decay=group["weight_decay"],
             maximize=group["maximize"],
-            **self._scalar_args(group),
+            **self._scalar_args(group, params[0].device),
         )
         if momentum == 0:
             kernel(params, grads, [], first_step=False, model_params=model_params, **hyper)

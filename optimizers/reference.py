@@ -137,7 +137,7 @@ def rmsprop_(
         sq = _opmath(square_avgs[i]).mul_(alpha).addcmul_(g, g, value=1.0 - alpha)
         _store(square_avgs[i], sq)
         if centered:
-            ga = _opmath(grad_avgs[i]).mul_(alpha).add_(g, alpha=1.0 - alpha)
+            ga = _opmath(grad_avgs[i]).lerp_(g, 1.0 - alpha)
             _store(grad_avgs[i], ga)
             avg = sq.addcmul(ga, ga, value=-1.0).sqrt_().add_(eps)
         else:
@@ -163,7 +163,7 @@ def adam_step_scalars(lr: float, beta1: float, beta2: float, step: float, bias_c
 
 
 def _adam_moments(g, m, v, beta1, beta2):
-    m.mul_(beta1).add_(g, alpha=1.0 - beta1)
+    m.lerp_(g, 1.0 - beta1)  # as torch.optim.Adam (NaN, not inf, where m and g are both infinite)
     v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
 
 

@@ -48,14 +48,6 @@ class RMSProp(FusedOptimizer):
         fused=None,
         master_weights=False,
     ):
-        _validation.learning_rate(lr)
-        _validation.closed_unit_interval("alpha", alpha)
-        _validation.non_negative("eps", eps)
-        _validation.non_negative("weight_decay", weight_decay)
-        _validation.non_negative("momentum", momentum)
-        _validation.finite("momentum", momentum)
-        _validation.flag("centered", centered)
-        _validation.flag("maximize", maximize)
         defaults = dict(
             lr=lr,
             alpha=alpha,
@@ -66,6 +58,16 @@ class RMSProp(FusedOptimizer):
             maximize=maximize,
         )
         super().__init__(params, defaults, fused, master_weights)
+
+    @staticmethod
+    def _validate_hyperparameters(group):
+        _validation.closed_unit_interval("alpha", group["alpha"])
+        _validation.non_negative("eps", group["eps"])
+        _validation.non_negative("weight_decay", group["weight_decay"])
+        _validation.non_negative("momentum", group["momentum"])
+        _validation.finite("momentum", group["momentum"])
+        _validation.flag("centered", group["centered"])
+        _validation.flag("maximize", group["maximize"])
 
     def _init_state(self, group, p, state):
         state["step"] = step_counter(p)
@@ -92,5 +94,5 @@ class RMSProp(FusedOptimizer):
             centered=centered,
             maximize=group["maximize"],
             model_params=model_params,
-            **self._scalar_args(group),
+            **self._scalar_args(group, params[0].device),
         )

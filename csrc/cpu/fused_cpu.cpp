@@ -12,6 +12,7 @@
 #include "../checks.h"
 #include "../rules.h"
 #include "../state_steps.h"
+#include "../versions.h"
 #include "multi_tensor_cpu.h"
 
 // glibc's libmvec has SIMD versions of exp; declaring them lets the compiler
@@ -34,6 +35,17 @@ void with_flag(bool flag, const F& f) {
     f(std::true_type{});
   else
     f(std::false_type{});
+}
+
+// torch's lerp starts from the nearer end (rules.h, make_lerp). Here that choice
+// becomes a compile-time constant of the element loop run by f: a run-time
+// select keeps GCC from vectorizing the loop.
+template <typename T, typename F>
+void with_lerp_direction(LerpCoeffs<T>& lerp, const F& f) {
+  with_flag(lerp.from_end, [&](auto from_end) {
+    lerp.from_end = from_end;
+    f();
+  });
 }
 
 std::vector<Tensor> vec(TensorList l) { return l.vec(); }
@@ -75,6 +87,8 @@ void momentum_cpu(TensorList params, TensorList grads, TensorList momentum_buffe
                       model_params);
   const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
+  bump_versions(
+      {params, momentum_buffers, unscaled(grads, grad_scale), written_models(model_params)});
   TensorLists<3> args{{vec(params), vec(grads), vec(momentum_buffers)}, {true, false, true},
                       models(model_params), s.unscale_grads};
   with_flag(momentum != 0.0, [&](auto has_momentum) {
@@ -113,6 +127,8 @@ void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs,
                      momentum, lr_tensor, grad_scale, found_inf, model_params);
   const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
+  bump_versions({params, square_avgs, grad_avgs, momentum_buffers, state_steps,
+                 unscaled(grads, grad_scale), written_models(model_params)});
   advance_steps(state_steps, found_inf);
   TensorLists<5> args{
       {vec(params), vec(grads), vec(square_avgs), vec(grad_avgs), vec(momentum_buffers)},
@@ -122,7 +138,7 @@ void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs,
     with_flag(momentum > 0.0, [&](auto has_momentum) {
       multi_tensor_apply(args, [&](int64_t, auto chunk, int64_t n) {
         using T = typename decltype(chunk)::opmath;
-        const RMSPropCoeffs<T> c =
+        RMSPropCoeffs<T> c =
             make_rmsprop_coeffs(grad_prep<T>(s, weight_decay, maximize), s.lr, alpha, eps,
                                 has_momentum ? momentum : 0.0, is_centered);
         auto* __restrict p = chunk.ptrs[0];
@@ -130,17 +146,19 @@ void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs,
         auto* __restrict sq = chunk.ptrs[2];
         auto* __restrict ga = chunk.ptrs[3];
         auto* __restrict buf = chunk.ptrs[4];
-        FUSED_OPTIM_LISTS_DO_NOT_OVERLAP
-        for (int64_t j = 0; j < n; ++j) {
-          T pj = p[j], sqj = sq[j];
-          T gaj = is_centered ? T(ga[j]) : T(0);
-          T bj = has_momentum ? T(buf[j]) : T(0);
-          rmsprop_update(pj, T(g[j]), sqj, gaj, bj, c);
-          store_param(p, chunk.model, j, pj);
-          sq[j] = sqj;
-          if constexpr (is_centered) ga[j] = gaj;
-          if constexpr (has_momentum) buf[j] = bj;
-        }
+        with_lerp_direction(c.grad_avg_lerp, [&] {
+          FUSED_OPTIM_LISTS_DO_NOT_OVERLAP
+          for (int64_t j = 0; j < n; ++j) {
+            T pj = p[j], sqj = sq[j];
+            T gaj = is_centered ? T(ga[j]) : T(0);
+            T bj = has_momentum ? T(buf[j]) : T(0);
+            rmsprop_update(pj, T(g[j]), sqj, gaj, bj, c);
+            store_param(p, chunk.model, j, pj);
+            sq[j] = sqj;
+            if constexpr (is_centered) ga[j] = gaj;
+            if constexpr (has_momentum) buf[j] = bj;
+          }
+        });
       });
     });
   });
@@ -166,6 +184,8 @@ void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorLi
                   lr_tensor, grad_scale, found_inf, model_params);
   const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
+  bump_versions({params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps,
+                 unscaled(grads, grad_scale), written_models(model_params)});
   const auto steps = advance(state_steps, found_inf);
   const double l2 = decoupled_weight_decay ? 0.0 : weight_decay;
   const double decoupled = decoupled_weight_decay ? weight_decay : 0.0;
@@ -176,23 +196,25 @@ void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorLi
   with_flag(amsgrad, [&](auto use_max) {
     multi_tensor_apply(args, [&](int64_t i, auto chunk, int64_t n) {
       using T = typename decltype(chunk)::opmath;
-      const AdamCoeffs<T> c = make_adam_coeffs(grad_prep<T>(s, l2, maximize), s.lr, beta1, beta2,
-                                               eps, steps[i], bias_correction, decoupled, use_max);
+      AdamCoeffs<T> c = make_adam_coeffs(grad_prep<T>(s, l2, maximize), s.lr, beta1, beta2, eps,
+                                         steps[i], bias_correction, decoupled, use_max);
       auto* __restrict p = chunk.ptrs[0];
       const auto* __restrict g = chunk.grad;
       auto* __restrict m = chunk.ptrs[2];
       auto* __restrict v = chunk.ptrs[3];
       auto* __restrict vmax = chunk.ptrs[4];
-      FUSED_OPTIM_LISTS_DO_NOT_OVERLAP
-      for (int64_t j = 0; j < n; ++j) {
-        T pj = p[j], mj = m[j], vj = v[j];
-        T vmaxj = use_max ? T(vmax[j]) : T(0);
-        adam_update(pj, T(g[j]), mj, vj, vmaxj, c);
-        store_param(p, chunk.model, j, pj);
-        m[j] = mj;
-        v[j] = vj;
-        if constexpr (use_max) vmax[j] = vmaxj;
-      }
+      with_lerp_direction(c.exp_avg_lerp, [&] {
+        FUSED_OPTIM_LISTS_DO_NOT_OVERLAP
+        for (int64_t j = 0; j < n; ++j) {
+          T pj = p[j], mj = m[j], vj = v[j];
+          T vmaxj = use_max ? T(vmax[j]) : T(0);
+          adam_update(pj, T(g[j]), mj, vj, vmaxj, c);
+          store_param(p, chunk.model, j, pj);
+          m[j] = mj;
+          v[j] = vj;
+          if constexpr (use_max) vmax[j] = vmaxj;
+        }
+      });
     });
   });
 }
@@ -208,6 +230,8 @@ void diffgrad_cpu(TensorList params, TensorList grads, TensorList exp_avgs,
                       grad_scale, found_inf, model_params);
   const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
   if (s.skip) return;
+  bump_versions({params, exp_avgs, exp_avg_sqs, previous_grads, state_steps,
+                 unscaled(grads, grad_scale), written_models(model_params)});
   const auto steps = advance(state_steps, found_inf);
   TensorLists<5> args{
       {vec(params), vec(grads), vec(exp_avgs), vec(exp_avg_sqs), vec(previous_grads)},
@@ -215,7 +239,7 @@ void diffgrad_cpu(TensorList params, TensorList grads, TensorList exp_avgs,
       models(model_params), s.unscale_grads};
   multi_tensor_apply(args, [&](int64_t i, auto chunk, int64_t n) {
     using T = typename decltype(chunk)::opmath;
-    const AdamCoeffs<T> c =
+    AdamCoeffs<T> c =
         make_adam_coeffs(grad_prep<T>(s, weight_decay, maximize), s.lr, beta1, beta2, eps, steps[i],
                          /*bias_correction=*/true, /*decoupled_weight_decay=*/0.0, /*amsgrad=*/false);
     auto* __restrict p = chunk.ptrs[0];
@@ -223,15 +247,17 @@ void diffgrad_cpu(TensorList params, TensorList grads, TensorList exp_avgs,
     auto* __restrict m = chunk.ptrs[2];
     auto* __restrict v = chunk.ptrs[3];
     auto* __restrict prev = chunk.ptrs[4];
-    FUSED_OPTIM_LISTS_DO_NOT_OVERLAP
-    for (int64_t j = 0; j < n; ++j) {
-      T pj = p[j], mj = m[j], vj = v[j], prevj = prev[j];
-      diffgrad_update(pj, T(g[j]), mj, vj, prevj, c);
-      store_param(p, chunk.model, j, pj);
-      m[j] = mj;
-      v[j] = vj;
-      prev[j] = prevj;
-    }
+    with_lerp_direction(c.exp_avg_lerp, [&] {
+      FUSED_OPTIM_LISTS_DO_NOT_OVERLAP
+      for (int64_t j = 0; j < n; ++j) {
+        T pj = p[j], mj = m[j], vj = v[j], prevj = prev[j];
+        diffgrad_update(pj, T(g[j]), mj, vj, prevj, c);
+        store_param(p, chunk.model, j, pj);
+        m[j] = mj;
+        v[j] = vj;
+        prev[j] = prevj;
+      }
+    });
   });
 }
 

@@ -20,6 +20,7 @@
 
 #include "../checks.h"
 #include "../state_steps.h"
+#include "../versions.h"
 #include "launch.h"
 
 namespace fused_optim::cuda {
@@ -191,6 +192,8 @@ void momentum_cuda(TensorList params, TensorList grads, TensorList momentum_buff
                       model_params);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
   if (!begin_step(op, params, scalars)) return;
+  bump_versions(
+      {params, momentum_buffers, unscaled(grads, grad_scale), written_models(model_params)});
   MomentumArgs args{{}, momentum, dampening, nesterov, first_step};
   run<momentum_list::kCount>(
       op, {params, grads, momentum_buffers, models(model_params)}, {true, false, true, true}, {},
@@ -213,6 +216,8 @@ void rmsprop_cuda(TensorList params, TensorList grads, TensorList square_avgs, T
                      momentum, lr_tensor, grad_scale, found_inf, model_params);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
   if (!begin_step(op, params, scalars)) return;
+  bump_versions({params, square_avgs, grad_avgs, momentum_buffers, state_steps,
+                 unscaled(grads, grad_scale), written_models(model_params)});
   advance_steps(state_steps, found_inf);
   RMSPropArgs args{{}, alpha, eps, momentum, centered};
   run<rmsprop_list::kCount>(
@@ -236,6 +241,8 @@ void adam_cuda(TensorList params, TensorList grads, TensorList exp_avgs, TensorL
                   lr_tensor, grad_scale, found_inf, model_params);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
   if (!begin_step(op, params, scalars)) return;
+  bump_versions({params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps,
+                 unscaled(grads, grad_scale), written_models(model_params)});
   advance_steps(state_steps, found_inf);  // before the launch, which reads them
   AdamArgs args{{}, beta1, beta2, eps, decoupled_weight_decay, amsgrad, bias_correction};
   run<adam_list::kCount>(
@@ -259,6 +266,8 @@ void diffgrad_cuda(TensorList params, TensorList grads, TensorList exp_avgs, Ten
                       grad_scale, found_inf, model_params);
   const ScalarTensors scalars{lr, lr_tensor, grad_scale, found_inf};
   if (!begin_step(op, params, scalars)) return;
+  bump_versions({params, exp_avgs, exp_avg_sqs, previous_grads, state_steps,
+                 unscaled(grads, grad_scale), written_models(model_params)});
   advance_steps(state_steps, found_inf);  // before the launch, which reads them
   DiffGradArgs args{{}, beta1, beta2, eps};
   run<diffgrad_list::kCount>(
