@@ -47,7 +47,7 @@ def _toolkit_of_nvcc() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     match = re.search(r"^#\$ TOP=(.+)$", dry_run.stdout + dry_run.stderr, re.MULTILINE)
-    return os.path.realpath(os.path.join(match.group(1).strip(), "..")) if match else None
+    return os.path.realpath(match.group(1).strip()) if match else None  # TOP is <root>/bin/..
 
 
 def _configure_cuda() -> None:
