@@ -1,5 +1,6 @@
-"""The optimizer configurations every benchmark compares, in one place: name -> class and default
-hyperparameters. The convergence sweep tunes only `lr`; everything else stays at these defaults."""
+"""The optimizer configurations every benchmark compares, in one place: name -> class, default
+hyperparameters, and the search space the convergence sweep tunes over (benchmarks/search_space.py):
+every optimizer gets the same number of trials over its own hyperparameters."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 import optimizers
+from benchmarks.search_space import ALPHA, BETA1, BETA2, LR, MOMENTUM, WEIGHT_DECAY, Dimension, to_hyper
 
 
 @dataclass(frozen=True)
@@ -22,14 +24,23 @@ class OptimizerSpec:
     hyper: dict = field(default_factory=dict)
     description: str = ""
     ours: bool = True  # False for torch.optim counterparts
+    search: tuple[Dimension, ...] = (LR,)  # what tuning varies; the rest of `hyper` stays fixed
 
     def build(self, params: Iterable, lr: float | None = None) -> torch.optim.Optimizer:
-        """The optimizer over `params` (tensors or param-group dicts, which may carry their own lr)."""
+        """The optimizer over `params` (tensors or param-group dicts, which may carry their own lr and
+        hyperparameters)."""
         return self.cls(params, lr=self.default_lr if lr is None else lr, **self.hyper)
 
     def hyper_json(self) -> str:
         return json.dumps(self.hyper, sort_keys=True)
 
+    def trial_hyper(self, trial: dict) -> dict:
+        """The constructor arguments of one trial (a point of `search`): `hyper` with the trial's values."""
+        return {**self.hyper, **to_hyper(trial)}
+
+
+ADAM_SEARCH = (LR, BETA1, BETA2)
+ADAMW_SEARCH = (LR, BETA1, BETA2, WEIGHT_DECAY)  # decoupled decay, 0 included
 
 SPECS: dict[str, OptimizerSpec] = {
     s.name: s
@@ -37,34 +48,54 @@ SPECS: dict[str, OptimizerSpec] = {
         OptimizerSpec(
             "SGD", optimizers.Momentum, 1e-3, {"momentum": 0.0}, "plain gradient descent (baseline)"
         ),
-        OptimizerSpec("Momentum", optimizers.Momentum, 1e-3, {"momentum": 0.9}, "heavy-ball momentum 0.9"),
+        OptimizerSpec(
+            "Momentum",
+            optimizers.Momentum,
+            1e-3,
+            {"momentum": 0.9},
+            "heavy-ball momentum 0.9",
+            search=(LR, MOMENTUM),
+        ),
         OptimizerSpec(
             "Nesterov",
             optimizers.Momentum,
             1e-3,
             {"momentum": 0.9, "nesterov": True},
             "Nesterov momentum 0.9",
+            search=(LR, MOMENTUM),
         ),
-        OptimizerSpec("RMSProp", optimizers.RMSProp, 1e-2, {}, "alpha 0.99"),
-        OptimizerSpec("Adam", optimizers.Adam, 1e-3, {}, "betas (0.9, 0.999)"),
+        OptimizerSpec("RMSProp", optimizers.RMSProp, 1e-2, {}, "alpha 0.99", search=(LR, ALPHA)),
+        OptimizerSpec("Adam", optimizers.Adam, 1e-3, {}, "betas (0.9, 0.999)", search=ADAM_SEARCH),
         OptimizerSpec(
             "Adam (no bias corr.)",
             optimizers.Adam,
             1e-3,
             {"bias_correction": False},
             "Adam without bias correction",
+            search=ADAM_SEARCH,
         ),
-        OptimizerSpec("AdamW", optimizers.AdamW, 1e-3, {}, "decoupled weight decay 1e-2"),
-        OptimizerSpec("DiffGrad", optimizers.DiffGrad, 1e-3, {}, "Adam with diffGrad friction"),
+        OptimizerSpec(
+            "AdamW", optimizers.AdamW, 1e-3, {}, "decoupled weight decay 1e-2", search=ADAMW_SEARCH
+        ),
+        OptimizerSpec(
+            "DiffGrad", optimizers.DiffGrad, 1e-3, {}, "Adam with diffGrad friction", search=ADAM_SEARCH
+        ),
         # torch.optim counterparts (same rules; for cross-checking, not in the default set)
         OptimizerSpec("torch SGD", torch.optim.SGD, 1e-3, {"momentum": 0.0}, ours=False),
-        OptimizerSpec("torch Momentum", torch.optim.SGD, 1e-3, {"momentum": 0.9}, ours=False),
         OptimizerSpec(
-            "torch Nesterov", torch.optim.SGD, 1e-3, {"momentum": 0.9, "nesterov": True}, ours=False
+            "torch Momentum", torch.optim.SGD, 1e-3, {"momentum": 0.9}, ours=False, search=(LR, MOMENTUM)
         ),
-        OptimizerSpec("torch RMSprop", torch.optim.RMSprop, 1e-2, {}, ours=False),
-        OptimizerSpec("torch Adam", torch.optim.Adam, 1e-3, {}, ours=False),
-        OptimizerSpec("torch AdamW", torch.optim.AdamW, 1e-3, {}, ours=False),
+        OptimizerSpec(
+            "torch Nesterov",
+            torch.optim.SGD,
+            1e-3,
+            {"momentum": 0.9, "nesterov": True},
+            ours=False,
+            search=(LR, MOMENTUM),
+        ),
+        OptimizerSpec("torch RMSprop", torch.optim.RMSprop, 1e-2, {}, ours=False, search=(LR, ALPHA)),
+        OptimizerSpec("torch Adam", torch.optim.Adam, 1e-3, {}, ours=False, search=ADAM_SEARCH),
+        OptimizerSpec("torch AdamW", torch.optim.AdamW, 1e-3, {}, ours=False, search=ADAMW_SEARCH),
     ]
 }
 

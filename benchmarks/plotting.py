@@ -16,8 +16,18 @@ def pyplot():
     return plt, sns
 
 
+# Okabe and Ito's eight colours, distinguishable with colour-vision deficiencies too (tab10's purple,
+# brown and grey made Adam, Adam without bias correction and diffGrad hard to tell apart).
+OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+
+
 def palette(optimizers: list[str]) -> dict[str, tuple]:
-    """A tab10 colour for each optimizer name, in order."""
+    """A colour for each optimizer name, in order: Okabe–Ito for up to eight, tab20 beyond."""
+    import matplotlib.colors
     import seaborn as sns
 
-    return dict(zip(optimizers, sns.color_palette("tab10", max(len(optimizers), 3)), strict=False))
+    if len(optimizers) <= len(OKABE_ITO):
+        colours = [matplotlib.colors.to_rgb(c) for c in OKABE_ITO]
+    else:
+        colours = sns.color_palette("tab20", len(optimizers))
+    return dict(zip(optimizers, colours, strict=False))

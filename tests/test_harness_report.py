@@ -20,7 +20,15 @@ OPTIMIZERS = ["SGD", "Adam"]
 def sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("convergence")
     runs = run_sweep(
-        OPTIMIZERS, PROBLEMS, seeds=3, steps=80, out_dir=str(out), progress=False, grid=[1e-3, 1e-2, 1e-1]
+        OPTIMIZERS,
+        PROBLEMS,
+        seeds=3,
+        steps=80,
+        out_dir=str(out),
+        progress=False,
+        trials=3,
+        refine_trials=2,
+        tuning_seeds=2,
     )
     return runs, out
 
@@ -29,13 +37,19 @@ def test_sweep_runs_every_stage(sweep):
     runs, _ = sweep
     counts = runs.groupby("stage").size().to_dict()
     n = len(OPTIMIZERS) * len(PROBLEMS)
-    assert counts == {"grid": n * 3 * 3, "refine": n * 4 * 3, "final": n * (3 + 1), "default": n * 3}
+    assert counts == {"search": n * 3 * 2, "refine": n * 2 * 2, "final": n * (3 + 1), "default": n * (3 + 1)}
     # tuning seeds and held-out seeds are disjoint
-    tuning = set(runs[runs.stage.isin(["grid", "refine"])].seed)
+    tuning = set(runs[runs.stage.isin(["search", "refine"])].seed)
     held_out = set(runs[runs.stage.isin(["final", "default"]) & (runs.start == "random")].seed)
-    assert tuning == {0, 1, 2} and held_out == {EVAL_SEED_OFFSET + k for k in range(3)}
-    # one chosen lr per (optimizer, problem), and defaults run each optimizer's default lr
-    assert (runs[runs.stage == "final"].groupby(["optimizer", "problem"]).lr.nunique() == 1).all()
+    assert tuning == {0, 1} and held_out == {EVAL_SEED_OFFSET + k for k in range(3)}
+    # every optimizer gets the same number of trials, over its own hyperparameters
+    trials = runs[runs.stage == "search"].groupby(["optimizer", "problem"])[["lr", "hyperparams"]].nunique()
+    assert (trials.lr == 3).all()
+    adam = runs[(runs.stage == "search") & (runs.optimizer == "Adam")]
+    assert adam.hyperparams.nunique() == 3 and adam.hyperparams.str.contains("betas").all()
+    # one chosen trial per (optimizer, problem), and defaults run each optimizer's defaults
+    final = runs[runs.stage == "final"].groupby(["optimizer", "problem"])
+    assert (final.lr.nunique() == 1).all() and (final.hyperparams.nunique() == 1).all()
     assert set(runs[(runs.stage == "default") & (runs.optimizer == "Adam")].lr) == {1e-3}
 
 
@@ -78,6 +92,7 @@ def test_report_reads_only_the_csvs(sweep, tmp_path):
         "loss_curves_tuned.png",
         "loss_curves_default.png",
         "lr_sensitivity.png",
+        "performance_profile_tuned.png",
         "trajectories_rosenbrock-2d.png",
         "trajectories_saddle-5x2-y2.png",
     } <= names
@@ -85,7 +100,7 @@ def test_report_reads_only_the_csvs(sweep, tmp_path):
         assert os.path.getsize(path) > 1000, path
     md = open(os.path.join(tmp_path, "convergence.md")).read()
     for name in (
-        PROBLEMS + OPTIMIZERS + ["## Tuned learning rate", "## Default hyperparameters", "steps to escape"]
+        PROBLEMS + OPTIMIZERS + ["## Tuned hyperparameters", "## Default hyperparameters", "ρ(4)", "escaped"]
     ):
         assert name in md, name
 
@@ -97,3 +112,36 @@ def test_cli_report_only(sweep, tmp_path, capsys):
             dst.write(src.read())
     main(["--out", str(tmp_path), "--report-only", "--no-plots"])
     assert "convergence.md" in capsys.readouterr().out
+
+
+def test_code_version_changes_with_any_source(tmp_path):
+    """The resume key's code version hashes the sources: an edit, committed or not, changes it."""
+    from benchmarks.convergence.tuning import code_version
+
+    for folder in ("benchmarks", "optimizers", "csrc"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.py").write_text("x = 1\n")
+    (tmp_path / "csrc" / "rules.h").write_text("// rule\n")
+    before = code_version(str(tmp_path))
+    assert code_version(str(tmp_path)) == before
+    (tmp_path / "csrc" / "rules.h").write_text("// rule, edited\n")
+    assert code_version(str(tmp_path)) != before
+    (tmp_path / "csrc" / "rules.h").write_text("// rule\n")
+    assert code_version(str(tmp_path)) == before
+    (tmp_path / "benchmarks" / "notes.txt").write_text("not a source")
+    assert code_version(str(tmp_path)) == before
+
+
+def test_a_changed_source_never_reuses_a_stored_unit(tmp_path, monkeypatch):
+    from benchmarks.convergence import tuning
+
+    kwargs = dict(
+        seeds=2, steps=20, out_dir=str(tmp_path), progress=False, trials=2, refine_trials=1, tuning_seeds=2
+    )
+    first = run_sweep(["SGD"], ["rosenbrock-2d"], **kwargs)
+    assert first.attrs["units_loaded"] == 0
+    again = run_sweep(["SGD"], ["rosenbrock-2d"], **kwargs)
+    assert again.attrs["units_loaded"] == 3
+    monkeypatch.setattr(tuning, "code_version", lambda root=None: "edited")
+    edited = run_sweep(["SGD"], ["rosenbrock-2d"], **kwargs)
+    assert edited.attrs["units_loaded"] == 0

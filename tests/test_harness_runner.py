@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from benchmarks import optimizer_specs
-from benchmarks.convergence.metrics import select_lr
+from benchmarks.convergence.metrics import select_trial
 from benchmarks.convergence.runner import Slab, run_batch
 from benchmarks.problems import QuadraticSaddle, Rosenbrock, RotatedQuadratic
 
@@ -42,6 +42,43 @@ def test_gradient_descent_on_quadratic_takes_the_analytic_steps(kappa, tol):
     assert abs(run.steps_to_threshold - expected) <= 1, (run.steps_to_threshold, expected)
     assert run.final_dist <= tol * 3.0 * (1 + 1e-9)
     assert res.steps_run < expected + 50  # stopped early once the only run was done
+
+
+def _heavy_ball_steps(lam: float, lr: float, beta: float, tol: float, limit: int) -> int:
+    """Steps until |e_t| <= tol |e_0| for heavy ball on f = lam e^2 / 2 as torch.optim.SGD runs it
+    (the first step is plain GD: its buffer starts at the gradient), by the scalar recurrence."""
+    e_prev, e = 1.0, 1.0 - lr * lam
+    for t in range(1, limit):
+        if abs(e) <= tol:
+            return t
+        e_prev, e = e, (1 + beta - lr * lam) * e - beta * e_prev
+    raise AssertionError("did not converge")
+
+
+@pytest.mark.parametrize("kappa", [1e2, 1e3])
+@pytest.mark.parametrize("direction", ["slowest", "fastest"])
+def test_polyak_heavy_ball_on_quadratic_takes_the_analytic_steps(kappa, direction):
+    """Heavy ball with Polyak's optimal lr = 4/(sqrt L + sqrt mu)^2 and beta = ((sqrt k - 1)/(sqrt k + 1))^2,
+    started along an extreme eigenvector, takes the steps of the scalar recurrence on that eigenvalue,
+    and converges at Polyak's rate (sqrt k - 1)/(sqrt k + 1) per step: far fewer steps than GD's."""
+    q = RotatedQuadratic(kappa=kappa, dim=20, tol=1e-3, criterion="rel_dist")
+    root = math.sqrt(kappa)
+    lr = 4 / (math.sqrt(q.L) + math.sqrt(q.mu)) ** 2
+    beta = ((root - 1) / (root + 1)) ** 2
+    column = 0 if direction == "slowest" else -1
+    lam = float(q.eigenvalues[column])
+    expected = _heavy_ball_steps(lam, lr, beta, 1e-3, 100_000)
+    start = q.minimizers[0] + 0.3 * q.eigenvectors[:, column]  # the transient stays in the box
+    spec = optimizer_specs.SPECS["Momentum"]
+    slab = Slab(spec, {q.name: lr}, (0,), hypers={q.name: {"momentum": beta}})
+    res = run_batch([q], [slab], steps=expected + 50, starts={q.name: start[None]})
+    run = res.runs.iloc[0]
+    assert run.status == "success"
+    assert abs(run.steps_to_threshold - expected) <= 1, (run.steps_to_threshold, expected)
+    rate = (root - 1) / (root + 1)
+    # A double root: |e_t| ~ (a + b t) rate^t, so the count is within a log factor of ln tol / ln rate.
+    assert math.log(1e-3) / math.log(rate) <= expected <= 3 * math.log(1e-3) / math.log(rate)
+    assert expected < math.log(1e-3) / math.log(1 - 1 / kappa) / 5  # GD at 1/L on the slowest direction
 
 
 @pytest.mark.parametrize("a,c", [(5.0, 1.0), (1.0, 1.0), (5.0, 2.0)])
@@ -141,15 +178,20 @@ def test_torch_counterpart_reports_the_same():
     np.testing.assert_array_equal(ours.steps_to_threshold, theirs.steps_to_threshold)
 
 
-def test_select_lr_uses_median_steps_then_final_loss():
-    def rows(lr, steps, losses):
+def test_select_trial_prefers_the_surest_success_then_steps_then_loss():
+    """The rule: the highest Wilson lower bound of the success rate first (a trial at the edge of
+    divergence loses to a slower one that always succeeds), then median steps (failures as never),
+    then the median final loss."""
+
+    def rows(lr, steps, losses, hyper="{}"):
         return [
             {
                 "optimizer": "o",
                 "problem": "p",
                 "lr": lr,
+                "hyperparams": hyper,
                 "success": s is not None,
-                "diverged": False,
+                "diverged": s is None,
                 "steps_to_threshold": s,
                 "final_loss": f,
             }
@@ -157,10 +199,12 @@ def test_select_lr_uses_median_steps_then_final_loss():
         ]
 
     runs = pd.DataFrame(
-        rows(0.1, [10, 12, None], [0.0, 0.0, 1.0])  # median 12
-        + rows(0.2, [9, 11, None], [0.0, 0.0, 1.0])  # median 11 <- fewest
-        + rows(0.3, [5, None, None], [0.0, 1.0, 1.0])
-    )  # median inf (most failed) despite the fastest run
-    assert select_lr(runs).lr.item() == 0.2
-    tie = pd.DataFrame(rows(0.1, [10, 11], [1e-3, 1e-3]) + rows(0.2, [10, 11], [1e-4, 1e-4]))
-    assert select_lr(tie).lr.item() == 0.2
+        rows(0.1, [10, 12, 14, 16], [0.0] * 4)  # 4/4 succeed, median 13
+        + rows(0.2, [3, 4, 5, None], [0.0, 0.0, 0.0, 1.0])  # faster, but one diverges
+        + rows(0.05, [20, 22, 24, 26], [0.0] * 4)  # 4/4, slower
+    )
+    assert select_trial(runs).lr.item() == 0.1
+    tie = pd.DataFrame(
+        rows(0.1, [10, 11], [1e-3, 1e-3], '{"a": 1}') + rows(0.1, [10, 11], [1e-4, 1e-4], '{"a": 2}')
+    )
+    assert select_trial(tie).hyperparams.item() == '{"a": 2}'  # same lr: trials differ by hyperparameters

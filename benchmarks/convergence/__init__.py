@@ -9,19 +9,18 @@ Problems live in benchmarks.problems, optimizer configurations in benchmarks.opt
 the scoring, tables.py and plots.py read only the CSVs. See README.md for the columns.
 """
 
-from .metrics import select_lr, summarize
+from .metrics import select_trial, summarize
 from .report import write_report
 from .runner import BatchResult, Slab, run_batch
-from .tuning import GRID, REFINE, run_sweep
+from .tuning import TRIALS, run_sweep
 
 __all__ = [
-    "GRID",
-    "REFINE",
+    "TRIALS",
     "BatchResult",
     "Slab",
     "run_batch",
     "run_sweep",
-    "select_lr",
+    "select_trial",
     "summarize",
     "write_report",
 ]

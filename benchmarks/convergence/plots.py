@@ -13,7 +13,7 @@ from benchmarks import plotting
 from benchmarks import problems as problem_registry
 from benchmarks.metadata import png_metadata
 
-from .metrics import lr_scores
+from .metrics import profile, trial_scores
 
 
 def _subplots(plt, n: int, ncols: int = 4, size: tuple[float, float] = (4.0, 3.2)):
@@ -187,14 +187,15 @@ def loss_curve_plot(
 
 # -- lr sensitivity -----------------------------------------------------------------------------------
 def lr_sensitivity_plot(runs: pd.DataFrame, path: str, palette: dict[str, tuple]) -> None:
-    """Median steps to threshold (top of each pair) and success rate vs lr over the tuning runs (grid and
-    refine), with the chosen lr marked."""
+    """Median steps to threshold (top of each pair) and success rate against lr, one point per tuning
+    trial (search and refine; the other hyperparameters vary between points), chosen trial marked."""
     plt, _ = plotting.pyplot()
-    tuning = runs[runs.stage.isin(["grid", "refine"])]
+    tuning = runs[runs.stage.isin(["search", "refine"])]
     if tuning.empty:
         return
-    scores = lr_scores(tuning).sort_values("lr")
-    chosen = runs[runs.stage == "final"].groupby(["optimizer", "problem"]).lr.first()
+    scores = trial_scores(tuning).sort_values("lr")
+    scores["success_rate"] = scores.successes / scores.runs
+    chosen = runs[runs.stage == "final"].groupby(["optimizer", "problem"])[["lr", "hyperparams"]].first()
     problems = list(dict.fromkeys(runs.problem))
     ncols = 4
     nrows = 2 * math.ceil(len(problems) / ncols)
@@ -211,14 +212,16 @@ def lr_sensitivity_plot(runs: pd.DataFrame, path: str, palette: dict[str, tuple]
         problem = problems[k]
         for opt, part in scores[scores.problem == problem].groupby("optimizer", sort=False):
             steps = part.median_steps.where(np.isfinite(part.median_steps))
-            (line,) = ax_steps.plot(part.lr, steps, "-", marker=".", ms=3, lw=1.1, color=palette[opt])
-            ax_rate.plot(part.lr, part.success_rate, "-", marker=".", ms=3, lw=1.1, color=palette[opt])
+            line = ax_steps.scatter(part.lr, steps, s=6, color=palette[opt], alpha=0.7)
+            ax_rate.scatter(part.lr, part.success_rate, s=6, color=palette[opt], alpha=0.7)
             handles[opt] = line
             if (opt, problem) in chosen.index:
-                lr = chosen[(opt, problem)]
-                row = part.iloc[(part.lr - lr).abs().argmin()]
-                if np.isfinite(row.median_steps):
-                    ax_steps.plot(lr, row.median_steps, "*", ms=9, color=palette[opt], mec="black", mew=0.4)
+                pick = chosen.loc[(opt, problem)]
+                row = part[(part.lr == pick.lr) & (part.hyperparams == pick.hyperparams)]
+                if len(row) and np.isfinite(row.median_steps.iloc[0]):
+                    ax_steps.plot(
+                        pick.lr, row.median_steps.iloc[0], "*", ms=9, color=palette[opt], mec="black", mew=0.4
+                    )
         for ax in (ax_steps, ax_rate):
             ax.set_xscale("log")
             ax.set_xlim(*lr_range)
@@ -230,8 +233,8 @@ def lr_sensitivity_plot(runs: pd.DataFrame, path: str, palette: dict[str, tuple]
         ax_rate.set_ylim(-0.05, 1.05)
         ax_rate.set_xlabel("lr")
     fig.suptitle(
-        "lr sensitivity over the tuning seeds: median steps to threshold (gaps: fewer than half "
-        "succeeded; ★ chosen lr) and success rate",
+        "Sensitivity over the tuning seeds, one point per trial: median steps to threshold (missing: "
+        "half or more failed; ★ chosen) and success rate, against lr",
         fontsize=11,
     )
     order = [o for o in palette if o in handles]
@@ -239,6 +242,41 @@ def lr_sensitivity_plot(runs: pd.DataFrame, path: str, palette: dict[str, tuple]
     fig.text(0.01, 0.005, _caption(runs), fontsize=7, color="grey")
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     _save(fig, path, runs, 90)
+    plt.close(fig)
+
+
+# -- performance profiles ----------------------------------------------------------------------------
+PROFILE_TAUS = np.geomspace(1, 16, 200)
+
+
+def profile_plot(runs: pd.DataFrame, stage: str, path: str, palette: dict[str, tuple]) -> None:
+    """rho(tau) for each optimizer over the problems of the report (tau from 1 to 16, log scale)."""
+    plt, _ = plotting.pyplot()
+    part = runs[(runs.stage == stage) & (runs.start == "random")]
+    rho = profile(part, PROFILE_TAUS)
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    dashes = ["-", "--", "-.", ":"]  # lines with equal values would hide one another
+    for k, (opt, values) in enumerate(rho.items()):
+        ax.step(PROFILE_TAUS, values, where="post", color=palette[opt], lw=1.6, ls=dashes[k % 4], label=opt)
+    ax.set_xscale("log")
+    ax.set_xlim(1, PROFILE_TAUS[-1])
+    ax.set_xticks([1, 1.5, 2, 4, 8, 16], labels=["1", "1.5", "2", "4", "8", "16"])
+    ax.set_ylim(-0.02, 1.02)
+    ax.axvline(4, color="grey", lw=0.7, ls=":")
+    ax.set_xlabel("τ (steps within τ × the best optimizer's)")
+    ax.set_ylabel("share of problems ρ(τ)")
+    seeds = part.seed.nunique()
+    what = "tuned hyperparameters" if stage == "final" else "default hyperparameters"
+    ax.set_title(
+        f"Performance profile over {part.problem.nunique()} problems, {what}\n"
+        f"cost: median steps over {seeds} held-out seeds, failures as never",
+        fontsize=9,
+    )
+    handles, labels = ax.get_legend_handles_labels()
+    _legend_below(fig, handles, labels)
+    fig.text(0.01, 0.005, _caption(runs), fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    _save(fig, path, runs, 110)
     plt.close(fig)
 
 
@@ -264,8 +302,14 @@ def write_plots(
                 path = os.path.join(out_dir, f"loss_curves_{'tuned' if stage == 'final' else 'default'}.png")
                 loss_curve_plot(runs, curves, stage, path, palette)
                 written.append(path)
-    if runs.stage.isin(["grid", "refine"]).any():
+    if runs.stage.isin(["search", "refine"]).any():
         path = os.path.join(out_dir, "lr_sensitivity.png")
         lr_sensitivity_plot(runs, path, palette)
         written.append(path)
+    if runs.problem.nunique() > 1:
+        for stage, name in (("final", "tuned"), ("default", "default")):
+            if (runs.stage == stage).any():
+                path = os.path.join(out_dir, f"performance_profile_{name}.png")
+                profile_plot(runs, stage, path, palette)
+                written.append(path)
     return written

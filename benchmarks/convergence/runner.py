@@ -20,6 +20,7 @@ whose runs have all stopped is no longer evaluated, and the batch ends once no r
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,8 @@ _RUNNING, _SUCCEEDED, _DIVERGED = 0, 1, 2
 class Slab:
     """One optimizer configuration on every problem of a batch.
 
-    lrs: problem name -> learning rate. seeds: one run per seed and problem (DEFAULT_START for the
+    lrs: problem name -> learning rate. hypers: problem name -> constructor arguments of that problem's
+    runs (a tuning trial; default: the spec's). seeds: one run per seed and problem (DEFAULT_START for the
     problem's default start point). tags: extra columns copied into each of its result rows.
     record_curves: record its losses at the batch's record steps. record_trajectories: record the full
     path of its DEFAULT_START runs on 2-D problems.
@@ -51,6 +53,7 @@ class Slab:
     lrs: Mapping[str, float]
     seeds: tuple[int, ...]
     tags: Mapping[str, object] = field(default_factory=dict)
+    hypers: Mapping[str, dict] = field(default_factory=dict)
     record_curves: bool = False
     record_trajectories: bool = False
 
@@ -60,6 +63,13 @@ class Slab:
     ) -> Slab:
         """The same lr on every problem."""
         return cls(spec, {p.name: float(lr) for p in problems}, tuple(seeds), **kwargs)
+
+    def hyper(self, problem: str) -> dict:
+        """The constructor arguments of this slab's runs on `problem`."""
+        return self.hypers.get(problem, self.spec.hyper)
+
+    def hyper_json(self, problem: str) -> str:
+        return json.dumps(self.hyper(problem), sort_keys=True)
 
 
 @dataclass
@@ -119,28 +129,31 @@ class _Piece:
 def _build_optimizers(
     slabs: Sequence[Slab], problems: Sequence[Problem], layout: _Layout, X: Tensor, G: Tensor
 ) -> tuple[list[torch.optim.Optimizer], list[_Piece]]:
-    """One optimizer per spec; one param group per distinct lr, holding contiguous pieces of slab rows
-    (consecutive problems with the same lr share a piece)."""
-    by_spec: dict[str, tuple[OptimizerSpec, dict[float, list[Tensor]]]] = {}
+    """One optimizer per spec; one param group per distinct (lr, hyperparameters), holding contiguous
+    pieces of slab rows (consecutive problems with the same lr and hyperparameters share a piece)."""
+    by_spec: dict[str, tuple[OptimizerSpec, dict[tuple, tuple[dict, list[Tensor]]]]] = {}
     pieces = []
     for j, slab in enumerate(slabs):
         spec, groups = by_spec.setdefault(slab.spec.name, (slab.spec, {}))
         if spec is not slab.spec:
             raise ValueError(f"two different specs named {spec.name!r} in one batch")
+
+        settings = [(float(slab.lrs[p.name]), slab.hyper_json(p.name)) for p in problems]
         i = 0
         while i < layout.P:
-            lr = float(slab.lrs[problems[i].name])
+            key = settings[i]
             k = i
-            while k + 1 < layout.P and float(slab.lrs[problems[k + 1].name]) == lr:
+            while k + 1 < layout.P and settings[k + 1] == key:
                 k += 1
             lo, hi = layout.el_off[i], layout.el_off[k + 1]
             piece = _Piece(X[j, lo:hi], G[j, lo:hi], j, slice(i * layout.R, (k + 1) * layout.R))
             piece.param.grad = piece.grad
-            groups.setdefault(lr, []).append(piece.param)
+            group = {"lr": key[0], **slab.hyper(problems[i].name)}
+            groups.setdefault(key, (group, []))[1].append(piece.param)
             pieces.append(piece)
             i = k + 1
     opts = [
-        spec.build([{"params": params, "lr": lr} for lr, params in groups.items()])
+        spec.build([{**group, "params": params} for group, params in groups.values()])
         for spec, groups in by_spec.values()
     ]
     return opts, pieces
@@ -378,7 +391,9 @@ def _runs_frame(
         {
             "run": np.arange(N * M),
             "optimizer": np.array([s.spec.name for s in slabs], dtype=object)[j],
-            "hyperparams": np.array([s.spec.hyper_json() for s in slabs], dtype=object)[j],
+            "hyperparams": np.array([[s.hyper_json(p.name) for p in problems] for s in slabs], dtype=object)[
+                j, i
+            ],
             "problem": np.array([p.name for p in problems], dtype=object)[i],
             "dim": np.array([p.dim for p in problems])[i],
             "criterion": np.array([p.success.describe() for p in problems], dtype=object)[i],

@@ -1,43 +1,49 @@
 """The tuning protocol and the sweep that runs it.
 
-For every optimizer spec, on every problem:
+Every optimizer gets the same tuning budget over its own hyperparameters (its search space in
+benchmarks.optimizer_specs: lr over 1e-5 … 1e2, and momentum, β1, β2, α or AdamW's weight decay):
 
-1. grid: lr on a log grid (default 13 points, 1e-4 to 1), one run per tuning seed;
-2. refine: lr_best x 10^(k/9), k = -2, -1, 1, 2 around the best grid lr (between it and its grid
-   neighbours), same tuning seeds; the lr is chosen over grid and refine runs by `metrics.select_lr`
-   (median steps to threshold over seeds, ties broken by median final loss);
-3. final: the chosen lr on held-out evaluation seeds (the numbers the tables report), plus one run from
-   the problem's default start (for the trajectory plots);
-and, independently, default: the spec's default hyperparameters (its default lr) on the evaluation seeds.
+1. search: `trials` points of a scrambled Sobol sequence in the space, each run from every tuning seed on
+   every problem;
+2. refine: per problem, `refine_trials` points around the best search trial (lr within ±0.7 decades,
+   so the range extends past an edge where the best value sits there), same tuning seeds;
+3. final: per problem the best of search and refine (`metrics.select_trial`: the highest Wilson lower
+   bound of the success rate, then the fewest median steps with failures as never, then the lowest
+   median final loss) on held-out seeds, plus one run from the problem's default start;
+and, independently, default: the spec's default hyperparameters on the held-out seeds.
 
-Stages 1 and default share one batch; each stage is one batch of every optimizer and problem at once.
+The held-out seeds are never read by the selection. Stages 3 and default share one batch; each stage is
+one batch of every optimizer and problem at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import zlib
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks import optimizer_specs
+from benchmarks import optimizer_specs, search_space
 from benchmarks import problems as problem_registry
-from benchmarks.metadata import run_metadata
+from benchmarks.metadata import REPO, run_metadata
 from benchmarks.optimizer_specs import OptimizerSpec
 from benchmarks.problems import DEFAULT_START, Problem
 from benchmarks.resume import UnitStore, atomic_write, write_csv
 
-from .metrics import select_lr
+from .metrics import select_trial
 from .runner import BatchResult, Slab, log_record_steps, run_batch
 
-GRID = tuple(float(x) for x in np.logspace(-4, 0, 13))
-REFINE = tuple(float(10 ** (k / 9)) for k in (-2, -1, 1, 2))
+TRIALS = 48
+REFINE_TRIALS = 16
+REFINE_RADIUS = 0.1  # of each coordinate's unit range: ±0.7 decades of lr
+TUNING_SEEDS = 16
 EVAL_SEED_OFFSET = 1000
-"""Evaluation seeds are EVAL_SEED_OFFSET + 0..seeds-1, disjoint from the tuning seeds 0..seeds-1."""
+"""Evaluation seeds are EVAL_SEED_OFFSET + 0..seeds-1, disjoint from the tuning seeds 0..tuning_seeds-1."""
 
 
 def _specs(optimizers) -> list[OptimizerSpec]:
@@ -52,39 +58,60 @@ def _problems(problems) -> list[Problem]:
     return list(problems)
 
 
+def search_trials(spec: OptimizerSpec, n: int) -> list[dict]:
+    """The spec's search trials: the same count for every spec, its own scramble."""
+    return search_space.sobol_trials(spec.search, n, seed=zlib.crc32(spec.name.encode()))
+
+
+def trial_slab(spec: OptimizerSpec, trials: dict[str, dict], seeds, **kwargs) -> Slab:
+    """A slab running `trials[problem]` (a point of the spec's space) on each problem."""
+    return Slab(
+        spec,
+        {p: t["lr"] for p, t in trials.items()},
+        tuple(seeds),
+        hypers={p: spec.trial_hyper(t) for p, t in trials.items()},
+        **kwargs,
+    )
+
+
 def run_sweep(
     optimizers: Sequence[str | OptimizerSpec] | None = None,
     problems: Sequence[str | Problem] | None = None,
-    seeds: int = 10,
+    seeds: int = 50,
     steps: int = 1000,
     out_dir: str | None = None,
     progress: bool = True,
     *,
-    grid: Sequence[float] = GRID,
-    refine: Sequence[float] = REFINE,
+    trials: int = TRIALS,
+    refine_trials: int = REFINE_TRIALS,
+    tuning_seeds: int = TUNING_SEEDS,
     dtype: torch.dtype = torch.float64,
     threads: int | None = 1,
     resume: bool = True,
 ) -> pd.DataFrame:
     """Runs the protocol for every optimizer (names from benchmarks.optimizer_specs, default DEFAULT) on
     every problem (names from benchmarks.problems, default all) and returns the runs DataFrame (one row
-    per run, all stages; columns in README.md). With out_dir, writes runs.csv, curves.csv,
-    trajectories.csv and sweep.json there. threads: torch threads during the sweep (None: leave as is);
-    the tensors are small, and on a shared machine extra threads mostly wait on each other.
+    per run, all stages; columns in README.md): `seeds` held-out seeds per reported row, `trials` +
+    `refine_trials` tuning trials per optimizer and problem, each on `tuning_seeds` seeds. With out_dir,
+    writes runs.csv, curves.csv, trajectories.csv and sweep.json there. threads: torch threads during
+    the sweep (None: leave as is); the tensors are small, and on a shared machine extra threads mostly
+    wait on each other.
 
     With out_dir, each stage batch is a unit of work saved under out_dir/units/ once it finishes (see
-    benchmarks.resume): a rerun with the same settings loads the finished stages and runs only the rest,
-    so an interrupted sweep resumes where it stopped. resume=False discards saved stages first. Each row
-    carries the provenance of the run that computed its stage; runs.attrs["units_loaded"] counts the
-    stages loaded from disk."""
+    benchmarks.resume), keyed by the settings and the code version (a hash of the benchmark and
+    optimizer sources and the extension build): a rerun with the same settings and code loads the
+    finished stages and runs only the rest. resume=False discards saved stages first. Each row carries
+    the provenance of the run that computed its stage; runs.attrs["units_loaded"] counts the stages
+    loaded from disk."""
     from tqdm.auto import tqdm
 
     specs, probs = _specs(optimizers), _problems(problems)
-    tune_seeds = tuple(range(seeds))
+    names = [p.name for p in probs]
+    tune_seeds = tuple(range(tuning_seeds))
     eval_seeds = tuple(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + seeds))
     record = log_record_steps(steps)
     store = UnitStore(os.path.join(out_dir, "units"), fresh=not resume) if out_dir is not None else None
-    settings = _settings(specs, probs, seeds, steps, grid, refine, dtype)
+    settings = _settings(specs, probs, seeds, steps, trials, refine_trials, tuning_seeds, dtype)
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -92,11 +119,11 @@ def run_sweep(
     bar = tqdm(total=3 * steps, desc="convergence sweep", unit="step", disable=not progress)
     batches: list[tuple[str, BatchResult, dict]] = []
 
-    def stage(name: str, slabs: list[Slab], lrs: dict | None = None, **kwargs) -> BatchResult:
+    def stage(name: str, slabs: list[Slab], chosen: dict | None = None, **kwargs) -> BatchResult:
         """One stage batch: loaded when a finished unit with these settings is on disk, else run."""
         bar.set_postfix_str(name)
-        chosen_lrs = sorted(f"{o}|{p}|{lr!r}" for (o, p), lr in (lrs or {}).items())
-        key = {**settings, "stage": name, "lrs": chosen_lrs}
+        picked = sorted(f"{o}|{p}|{json.dumps(t, sort_keys=True)}" for (o, p), t in (chosen or {}).items())
+        key = {**settings, "stage": name, "chosen": picked}
 
         def compute() -> tuple[BatchResult, dict]:
             batch = run_batch(probs, slabs, steps, dtype=dtype, progress=bar, **kwargs)
@@ -115,27 +142,37 @@ def run_sweep(
         return batch
 
     try:
-        slabs = [Slab.uniform(s, lr, probs, tune_seeds, tags={"stage": "grid"}) for s in specs for lr in grid]
-        slabs += [
-            Slab.uniform(s, s.default_lr, probs, eval_seeds, tags={"stage": "default"}, record_curves=True)
-            for s in specs
-        ]
-        first = stage("grid + default", slabs, record_steps=record)
-        grid_runs = first.runs[first.runs.stage == "grid"]
-
-        best = _lr_table(select_lr(grid_runs))
         slabs = [
-            Slab(s, {p.name: best[s.name, p.name] * f for p in probs}, tune_seeds, tags={"stage": "refine"})
+            trial_slab(s, dict.fromkeys(names, t), tune_seeds, tags={"stage": "search"})
             for s in specs
-            for f in refine
+            for t in search_trials(s, trials)
         ]
+        search_runs = stage("search", slabs).runs
+
+        best = _trial_table(select_trial(search_runs), specs)
+        slabs = []
+        for s in specs:
+            around = {
+                p: search_space.local_trials(
+                    s.search,
+                    best[s.name, p],
+                    refine_trials,
+                    zlib.crc32(f"{s.name}|{p}".encode()),
+                    REFINE_RADIUS,
+                )
+                for p in names
+            }
+            slabs += [
+                trial_slab(s, {p: around[p][k] for p in names}, tune_seeds, tags={"stage": "refine"})
+                for k in range(refine_trials)
+            ]
         second = stage("refine", slabs, best)
 
-        chosen = _lr_table(select_lr(pd.concat([grid_runs, second.runs], ignore_index=True)))
+        chosen = _trial_table(select_trial(pd.concat([search_runs, second.runs], ignore_index=True)), specs)
         slabs = [
-            Slab(
+            trial_slab(
                 s,
-                {p.name: chosen[s.name, p.name] for p in probs},
+                {p: chosen[s.name, p] for p in names},
                 (*eval_seeds, DEFAULT_START),
                 tags={"stage": "final"},
                 record_curves=True,
@@ -143,7 +180,18 @@ def run_sweep(
             )
             for s in specs
         ]
-        stage("final", slabs, chosen, record_steps=record)
+        slabs += [
+            Slab.uniform(
+                s,
+                s.default_lr,
+                probs,
+                (*eval_seeds, DEFAULT_START),
+                tags={"stage": "default"},
+                record_curves=True,
+            )
+            for s in specs
+        ]
+        stage("final + default", slabs, chosen, record_steps=record)
         meta = _provenance()
     finally:
         bar.close()
@@ -151,6 +199,7 @@ def run_sweep(
         torch.set_num_threads(previous_threads)
 
     runs, curves, trajectories = _combine(batches)
+    runs["lr_at_edge"] = (runs.stage == "final") & runs.lr.map(search_space.lr_at_edge)
     seconds = sum(b.seconds for _, b, _ in batches)  # compute time, the same however often it resumed
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
@@ -159,13 +208,16 @@ def run_sweep(
         sweep = {
             **meta,
             "optimizers": [s.name for s in specs],
-            "problems": [p.name for p in probs],
+            "search_spaces": {s.name: [d.name for d in s.search] for s in specs},
+            "problems": names,
             "seeds": seeds,
+            "tuning_seeds": tuning_seeds,
+            "trials": trials,
+            "refine_trials": refine_trials,
             "steps": steps,
-            "grid": list(grid),
-            "refine": list(refine),
             "dtype": str(dtype).removeprefix("torch."),
             "seconds": seconds,
+            "code_version": settings["code_version"],
             "batches": {
                 name: {
                     "seconds": b.seconds,
@@ -191,8 +243,34 @@ def _provenance() -> dict:
     return meta
 
 
-def _settings(specs, probs, seeds, steps, grid, refine, dtype) -> dict:
-    """Everything a stage's result depends on besides its lrs: the key its saved unit is valid for."""
+# What a stored unit's numbers depend on besides its settings: the benchmark code, the optimizers'
+# Python and C++ sources (their git state is not enough: an edit need not be committed).
+CODE_PATHS = ("benchmarks", "optimizers", "csrc")
+
+
+def code_version(root: str = REPO) -> str:
+    """A hash of every source file under CODE_PATHS and of the loaded extension binary."""
+    digest = hashlib.sha256()
+    for folder in CODE_PATHS:
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, folder)):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(filenames):
+                if name.endswith((".py", ".cpp", ".h", ".cu", ".cuh")):
+                    path = os.path.join(dirpath, name)
+                    digest.update(os.path.relpath(path, root).encode())
+                    with open(path, "rb") as f:
+                        digest.update(f.read())
+    import optimizers._extension as extension
+
+    binary = getattr(extension._C, "__file__", None)
+    if binary is not None and os.path.exists(binary):
+        with open(binary, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+def _settings(specs, probs, seeds, steps, trials, refine_trials, tuning_seeds, dtype) -> dict:
+    """Everything a stage's result depends on besides its chosen trials: the key its unit is valid for."""
     import optimizers
 
     return {
@@ -202,16 +280,26 @@ def _settings(specs, probs, seeds, steps, grid, refine, dtype) -> dict:
         "problems": [p.info() for p in probs],
         "seeds": seeds,
         "steps": steps,
-        "grid": [repr(float(x)) for x in grid],
-        "refine": [repr(float(x)) for x in refine],
+        "trials": trials,
+        "refine_trials": refine_trials,
+        "tuning_seeds": tuning_seeds,
         "dtype": str(dtype),
         "package_version": optimizers.__version__,
         "torch_version": torch.__version__,
+        "code_version": code_version(),
     }
 
 
-def _lr_table(selected: pd.DataFrame) -> dict[tuple[str, str], float]:
-    return {(row.optimizer, row.problem): float(row.lr) for row in selected.itertuples()}
+def _trial_table(selected: pd.DataFrame, specs: list[OptimizerSpec]) -> dict[tuple[str, str], dict]:
+    """(optimizer, problem) -> the selected trial, a point of the spec's search space."""
+    by_name = {s.name: s for s in specs}
+    table = {}
+    for row in selected.itertuples():
+        spec = by_name[row.optimizer]
+        table[row.optimizer, row.problem] = search_space.point_of(
+            spec.search, float(row.lr), json.loads(row.hyperparams)
+        )
+    return table
 
 
 def _combine(
