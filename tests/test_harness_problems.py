@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from benchmarks import problems as registry
-from benchmarks.problems import DEFAULT_START, QuadraticSaddle, RotatedQuadratic
+from benchmarks.problems import (
+    DEFAULT_START,
+    Branin,
+    QuadraticSaddle,
+    RotatedQuadratic,
+    deepobs_deep_spectrum,
+    rowwise_matmul,
+)
 
 NAMES = list(registry.FACTORIES)
 BOUNDED = [name for name in NAMES if registry.FACTORIES[name]().minimizers is not None]
@@ -116,3 +123,66 @@ def test_quadratic_spectrum_has_the_selected_condition_number(kappa):
 def test_quadratic_saddle_escape_formula():
     p = QuadraticSaddle(a=5.0, c=1.0, offset=1e-3, radius=1.0)
     assert p.escape_steps_gd(0.1) == pytest.approx(math.log(1e3) / math.log(1.2))
+
+
+def test_branin_minimizers_are_its_global_minima():
+    """Branin-Hoo's three minimizers in [-5, 10] x [0, 15] (and the fourth in the divergence box) have
+    value 5 / (4 pi) = 0.397887... and zero gradient; the value is the minimum over a fine grid."""
+    p = Branin()
+    assert p.f_min == pytest.approx(0.397887357729738, abs=1e-15)
+    m = p.minimizers
+    torch.testing.assert_close(
+        m[:3], torch.tensor([[-math.pi, 12.275], [math.pi, 2.275], [3 * math.pi, 2.475]], dtype=torch.float64)
+    )
+    grad = torch.empty_like(m)
+    values = p.value_and_grad(m, grad)
+    torch.testing.assert_close(values, torch.full_like(values, 0.397887357729738), rtol=0, atol=1e-14)
+    assert grad.abs().max() < 1e-12
+    lo, hi = p.box
+    xs = torch.linspace(float(lo[0]), float(hi[0]), 1201, dtype=torch.float64)
+    ys = torch.linspace(float(lo[1]), float(hi[1]), 1201, dtype=torch.float64)
+    grid = torch.cartesian_prod(xs, ys)
+    assert p.value(grid).min() >= p.f_min - 1e-12
+    # the domain holds exactly the first three
+    inside = ((m >= torch.tensor([-5.0, 0.0])) & (m <= torch.tensor([10.0, 15.0]))).all(1)
+    assert inside.tolist() == [True, True, True, False]
+
+
+def test_deepobs_quadratic_spectrum():
+    """quadratic_deep's: 90 eigenvalues in (0, 1), 10 in (30, 60); the noisy quadratic's Hessian has it."""
+    eig = deepobs_deep_spectrum(100)
+    assert ((eig > 30) & (eig < 60)).sum() == 10 and ((eig > 0) & (eig < 1)).sum() == 90
+    assert torch.equal(eig, eig.sort(descending=True).values)
+    assert torch.equal(eig, deepobs_deep_spectrum(100))  # a fixed property of the problem
+    q = registry.get(["noisy-quadratic-100d"])[0]
+    torch.testing.assert_close(torch.linalg.eigvalsh(q.base.matrix).flip(0), eig, rtol=1e-10, atol=1e-12)
+
+
+def test_registry_groups_are_consistent():
+    """Deterministic functions, then noisy ones, then saddles; FUNCTIONS and SADDLES split the set."""
+    made = {name: registry.FACTORIES[name]() for name in NAMES}
+    assert set(registry.SADDLES) == {n for n, p in made.items() if p.is_saddle}
+    assert set(registry.NOISY) == {n for n, p in made.items() if p.is_noisy}
+    assert list(registry.FUNCTIONS) + list(registry.SADDLES) == NAMES
+    kinds = ["saddle" if made[n].is_saddle else "noisy" if made[n].is_noisy else "plain" for n in NAMES]
+    assert kinds == sorted(kinds, key=["plain", "noisy", "saddle"].index)
+
+
+@pytest.mark.parametrize("k,m", [(2, 2), (10, 10), (20, 20), (100, 100), (7, 3)])
+def test_rowwise_matmul_rows_do_not_depend_on_the_other_rows(k, m):
+    """Each row's product is the same bit for bit alone, among many, at any place in a block, and through a
+    strided (slabs, runs, k) view; and it is X @ A."""
+    gen = torch.Generator().manual_seed(k)
+    A = torch.randn(k, m, dtype=torch.float64, generator=gen)
+    X = torch.randn(700, k, dtype=torch.float64, generator=gen)
+    alone = torch.cat([rowwise_matmul(X[i : i + 1], A) for i in range(0, 700, 7)])
+    for n in (2, 95, 96, 97, 700):
+        rows = rowwise_matmul(X[:n], A)
+        assert torch.equal(rows[::7], alone[: len(rows[::7])]), n
+    shifted = rowwise_matmul(X[3:], A)  # every row at another place in its block
+    assert torch.equal(shifted[4::7], alone[1:])
+    big = torch.zeros(10, 70 * k + 5, dtype=torch.float64)
+    view = big[:, 5:].view(10, 70, k)
+    view.copy_(X.view(10, 70, k))
+    assert torch.equal(rowwise_matmul(view, A).reshape(700, m)[::7], alone)
+    torch.testing.assert_close(rowwise_matmul(X, A), X @ A, rtol=1e-13, atol=1e-13)

@@ -208,3 +208,19 @@ def test_select_trial_prefers_the_surest_success_then_steps_then_loss():
         rows(0.1, [10, 11], [1e-3, 1e-3], '{"a": 1}') + rows(0.1, [10, 11], [1e-4, 1e-4], '{"a": 2}')
     )
     assert select_trial(tie).hyperparams.item() == '{"a": 2}'  # same lr: trials differ by hyperparameters
+
+
+def test_growth_along_positive_curvature_is_divergence_not_escape():
+    """SGD on 5x² − y² at lr 0.215, past the stability limit 2/L_x = 0.2: |x| grows by 1.15 per step
+    while y leaves the saddle. That run was thrown out, not led out: it counts as diverged and never as
+    an escape. Just below the limit (x shrinks) the same start escapes."""
+    p = QuadraticSaddle()
+    start = torch.tensor([[1e-3, 1e-3]], dtype=torch.float64) / math.sqrt(2)
+    results = {}
+    for lr in (0.215, 0.19):
+        res = run_batch([p], [Slab.uniform(SGD, lr, [p], [0])], steps=200, starts={p.name: start})
+        results[lr] = res.runs.iloc[0]
+    unstable, stable = results[0.215], results[0.19]
+    assert unstable.status == "diverged" and not unstable.success and unstable.escaped == 0.0
+    assert unstable.stop_step < 19  # flagged before y reached the escape radius (about 19 steps)
+    assert stable.status == "success" and stable.escaped == 1.0

@@ -180,3 +180,36 @@ def paired_best(runs: pd.DataFrame) -> pd.DataFrame:
             {"problem": problem, "best": first, "runner_up": second, "wins": wins, "losses": losses, "p": p}
         )
     return pd.DataFrame(rows)
+
+
+def escape_or_inf(runs: pd.DataFrame) -> pd.Series:
+    """Steps to escape a saddle, +inf for runs that did not escape (a run that grew along a direction of
+    positive curvature is diverged, so never escaped)."""
+    escaped = runs.escaped.fillna(0).astype(bool) & ~runs.diverged
+    return runs.steps_to_escape.where(escaped, np.inf).astype(float)
+
+
+def escape_curve(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (optimizer, problem, lr): n, the escape rate and its Wilson 95% interval, the median steps to
+    escape with failures as never and its bootstrap 95% interval."""
+    rows = []
+    for (opt, problem, lr), group in runs.groupby([*KEYS, "lr"], sort=False):
+        steps = escape_or_inf(group).to_numpy()
+        k, n = int(np.isfinite(steps).sum()), len(group)
+        lo, hi = bootstrap_median_ci(steps)
+        rows.append(
+            {
+                "optimizer": opt,
+                "problem": problem,
+                "lr": float(lr),
+                "runs": n,
+                "escape_rate": k / n,
+                "escape_lo": wilson(k, n)[0],
+                "escape_hi": wilson(k, n)[1],
+                "steps_median": median_or_never(steps),
+                "steps_lo": lo,
+                "steps_hi": hi,
+                "diverged_rate": float(group.diverged.mean()),
+            }
+        )
+    return pd.DataFrame(rows)

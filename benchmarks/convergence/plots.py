@@ -13,7 +13,7 @@ from benchmarks import plotting
 from benchmarks import problems as problem_registry
 from benchmarks.metadata import png_metadata
 
-from .metrics import profile, trial_scores
+from .metrics import escape_curve, profile, trial_scores
 
 
 def _subplots(plt, n: int, ncols: int = 4, size: tuple[float, float] = (4.0, 3.2)):
@@ -245,6 +245,51 @@ def lr_sensitivity_plot(runs: pd.DataFrame, path: str, palette: dict[str, tuple]
     plt.close(fig)
 
 
+# -- escape against lr (saddles) -----------------------------------------------------------------------
+def escape_curve_plot(runs: pd.DataFrame, path: str, palette: dict[str, tuple]) -> None:
+    """Median steps to escape (failures as never) against lr with its bootstrap 95% band, per saddle,
+    and gradient descent's stability limit 2/L+ on the positive-curvature directions."""
+    plt, _ = plotting.pyplot()
+    part = runs[(runs.stage == "lr-curve") & (runs.start == "random")]
+    curve = escape_curve(part)
+    problems = list(dict.fromkeys(part.problem))
+    fig, axes = _subplots(plt, len(problems), ncols=min(3, len(problems)), size=(4.6, 3.4))
+    handles = {}
+    budget = int(part.budget.iloc[0])
+    for ax, problem in zip(axes, problems, strict=False):
+        for opt, c in curve[curve.problem == problem].groupby("optimizer", sort=False):
+            c = c.sort_values("lr")
+            med = c.steps_median.where(np.isfinite(c.steps_median))
+            hi = c.steps_hi.where(np.isfinite(c.steps_hi), budget)
+            (line,) = ax.plot(c.lr, med, marker=".", ms=4, lw=1.2, color=palette[opt])
+            ax.fill_between(
+                c.lr, c.steps_lo.where(np.isfinite(c.steps_lo)), hi, color=palette[opt], alpha=0.12, lw=0
+            )
+            handles[opt] = line
+        factory = problem_registry.FACTORIES.get(problem)
+        curvatures = getattr(factory(), "positive_curvatures", None) if factory else None
+        if curvatures:
+            ax.axvline(2.0 / max(curvatures), color="black", lw=0.8, ls="--")
+            ax.text(2.0 / max(curvatures), budget, " 2/L+", fontsize=7, va="top")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(0.8, budget * 1.2)
+        ax.set_title(problem, fontsize=10)
+        ax.set_xlabel("lr")
+        ax.set_ylabel("median steps to escape")
+    fig.suptitle(
+        f"Escape against lr: median over {part.seed.nunique()} seeds, failures as never (gaps), "
+        "95% bootstrap band",
+        fontsize=10,
+    )
+    order = [o for o in palette if o in handles]
+    _legend_below(fig, [handles[o] for o in order], order)
+    fig.text(0.01, 0.005, _caption(runs), fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    _save(fig, path, runs, 100)
+    plt.close(fig)
+
+
 # -- performance profiles ----------------------------------------------------------------------------
 PROFILE_TAUS = np.geomspace(1, 16, 200)
 
@@ -287,7 +332,8 @@ def write_plots(
     written = []
     palette = plotting.palette(list(dict.fromkeys(runs.optimizer)))
     if trajectories is not None and not trajectories.empty:
-        final = runs[(runs.stage == "final") & (runs.start == "default")]
+        shown = "final" if (runs.stage == "final").any() else "default"  # saddles: no tuned stage
+        final = runs[(runs.stage == shown) & (runs.start == "default")]
         traj = trajectories.merge(final[["run_id", "problem"]], on="run_id")
         for problem_name, part in traj.groupby("problem", sort=False):
             factory = problem_registry.FACTORIES.get(problem_name)
@@ -306,7 +352,11 @@ def write_plots(
         path = os.path.join(out_dir, "lr_sensitivity.png")
         lr_sensitivity_plot(runs, path, palette)
         written.append(path)
-    if runs.problem.nunique() > 1:
+    if (runs.stage == "lr-curve").any():
+        path = os.path.join(out_dir, "escape_vs_lr.png")
+        escape_curve_plot(runs, path, palette)
+        written.append(path)
+    if runs.problem.nunique() > 1 and not runs.f_saddle.notna().all():
         for stage, name in (("final", "tuned"), ("default", "default")):
             if (runs.stage == stage).any():
                 path = os.path.join(out_dir, f"performance_profile_{name}.png")

@@ -13,6 +13,9 @@ Each run stops at its first success, divergence (non-finite or outside the probl
 budget: from then on its parameters are frozen (restored after every step), so what is recorded for it,
 and its final point, never depend on which other runs shared the batch. A diverged run can hold NaN or
 inf, but every rule is elementwise and every objective is per run, so it cannot reach another run.
+Noisy problems get each run's seed and the step after every evaluation and add that run's gradient
+noise, a function of (problem, seed, step) only: the same seed sees the same noise under every optimizer
+and lr, whatever else is in the batch.
 Every `check_every` steps the runner looks at which runs are still going: a param whose runs have all
 stopped loses its grad (optimizers skip such params, so finished work costs no more steps), a problem
 whose runs have all stopped is no longer evaluated, and the batch ends once no run is active.
@@ -241,6 +244,13 @@ def run_batch(
     stop_step = torch.full((N, M), steps, dtype=torch.int64)
     escape_step = torch.full((N, M), -1, dtype=torch.int64)
     saddles = [i for i, p in enumerate(problems) if p.is_saddle]  # escape is tracked for these
+    # Each saddle run's start displacement along positive curvature (see Problem.thrown_out).
+    thrown_start = {
+        i: problems[i].positive_displacement(Xv[i])
+        for i in saddles
+        if problems[i].positive_directions is not None
+    }
+    seeds = torch.tensor([s.seeds for s in slabs], dtype=torch.int64)  # (N, R): noisy problems' noise
 
     # -- recording -----------------------------------------------------------------------------------
     curve_slabs = [j for j, s in enumerate(slabs) if s.record_curves]
@@ -281,6 +291,8 @@ def run_batch(
         for i in live_problems:
             prob = problems[i]
             values = prob.value_and_grad(Xv[i], Gv[i])
+            if prob.is_noisy:
+                prob.gradient_noise(Gv[i], seeds, t)
             lv[i].copy_(values)
             sv[i].copy_(prob.success_score(Xv[i], values))
             if prob.is_saddle:
@@ -297,6 +309,11 @@ def run_batch(
         in_box.logical_and_(in_box_hi)
         for i in range(P):
             torch.all(boxv[i], dim=-1, out=okv[i])
+        for i, start in thrown_start.items():  # saddles: thrown out along positive curvature
+            if t == 1:  # the reference: where the first step left it (its length is the lr's doing)
+                torch.maximum(start, problems[i].positive_displacement(Xv[i]), out=start)
+            thrown = problems[i].thrown_out(Xv[i], start)
+            okv[i].logical_and_(~(thrown & ~escaped[:, lay.runs_of(i)]))
         now = active & ~ok  # diverged at t
         status.masked_fill_(now, _DIVERGED)
         stop_step.masked_fill_(now, t)

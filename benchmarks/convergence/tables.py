@@ -7,9 +7,10 @@ import math
 
 import pandas as pd
 
+from benchmarks import problems as problem_registry
 from benchmarks.metadata import provenance_line
 
-from .metrics import headline, paired_best, profile
+from .metrics import escape_curve, headline, paired_best, profile
 
 
 def _lr(x: float) -> str:
@@ -150,6 +151,57 @@ def _protocol(runs: pd.DataFrame, meta: dict, timing: str) -> str:
     )
 
 
+def _stable_limit(problem: str) -> float:
+    """Gradient descent's stability limit 2/L+ on the saddle's positive-curvature directions (inf when it
+    has none)."""
+    factory = problem_registry.FACTORIES.get(problem)
+    curvatures = getattr(factory(), "positive_curvatures", None) if factory else None
+    return 2.0 / max(curvatures) if curvatures else math.inf
+
+
+def lr_curve_tables(part: pd.DataFrame, problems: list[str], optimizers: list[str]) -> list[str]:
+    curve = escape_curve(part)
+    lrs = sorted(curve.lr.unique())
+    lines = []
+    for problem in problems:
+        here = curve[curve.problem == problem]
+        limit = _stable_limit(problem)
+        first = part[part.problem == problem].iloc[0]
+
+        cells = {}
+        for r in here.itertuples():
+            steps = "—" if not math.isfinite(r.steps_median) else f"{r.steps_median:.0f}"
+            cells[r.optimizer, r.lr] = f"{steps} · {_pct(r.escape_rate)}"
+        header = ["optimizer", *[f"lr {lr:.3g}{' ⚠' if lr >= limit else ''}" for lr in lrs]]
+        rows = [[opt, *[cells.get((opt, lr), "") for lr in lrs]] for opt in optimizers]
+        stable = f"2/L+ = {limit:.3g}" if math.isfinite(limit) else "none (no positive curvature)"
+        lines += [
+            f"### {problem}",
+            "",
+            f"{int(first.dim)}-D; budget {int(first.budget)} steps; n = {int(here.runs.iloc[0])} held-out "
+            f"seeds per cell. Cells: median steps to escape over all n runs, failures as never (— when half "
+            f"or more did not escape) · escape rate. Gradient descent's stability limit on the positive-"
+            f"curvature directions: {stable}; ⚠ marks lrs at or above it.",
+            "",
+            *_table(header, rows),
+            "",
+        ]
+    return lines
+
+
+def _lr_curve_protocol(meta: dict) -> str:
+    return (
+        "Escape is measured against the lr, not at one tuned value: every optimizer runs at its default "
+        "hyperparameters but the lr, at each lr of the table, on the same held-out starts (a small random "
+        "offset from the saddle). A run has escaped once it is at least the escape radius from the saddle "
+        "and f has dropped below f(saddle) by the problem's margin; a run whose displacement along the "
+        "saddle's positive-curvature directions grows past twice its start is counted as diverged: it was "
+        "thrown out, not led out downhill, and never counts as an escape. "
+        f"Each run stops at success, divergence or the budget of {int(meta['budget'])} steps; "
+        f"{meta['dtype']}."
+    )
+
+
 def markdown_report(runs: pd.DataFrame, seconds: float | None = None) -> str:
     """The whole convergence.md: provenance, protocol, overview, performance profiles, paired tests, and
     per-problem tables for the tuned hyperparameters and for the defaults."""
@@ -160,7 +212,13 @@ def markdown_report(runs: pd.DataFrame, seconds: float | None = None) -> str:
     timing = f" The sweep took {seconds:.1f} s." if seconds is not None else ""
     if (runs.stage == "search").any():
         lines += [_protocol(runs, meta, timing), ""]
-    sections = [("Tuned hyperparameters", "final", True), ("Default hyperparameters", "default", False)]
+    if (runs.stage == "lr-curve").any():
+        lines += [_lr_curve_protocol(meta) + timing, "", "## Escape against lr", ""]
+        lines += lr_curve_tables(reported_runs(runs, "lr-curve"), problems, optimizers)
+    default_title = "Default hyperparameters"
+    if (runs.stage == "lr-curve").any():  # at one lr per optimizer a saddle table ranks first steps
+        default_title += " (on saddles this measures mostly how long the first steps are)"
+    sections = [("Tuned hyperparameters", "final", True), (default_title, "default", False)]
     for title, stage, tuned in sections:
         part = reported_runs(runs, stage)
         if part.empty:

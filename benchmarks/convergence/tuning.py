@@ -25,6 +25,7 @@ import platform
 import zlib
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -116,7 +117,10 @@ def run_sweep(
     if threads is not None:
         torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # runs converging to 0 must not crawl through denormals
-    bar = tqdm(total=3 * steps, desc="convergence sweep", unit="step", disable=not progress)
+    lr_curve = all(p.is_saddle for p in probs)
+    bar = tqdm(
+        total=(1 if lr_curve else 3) * steps, desc="convergence sweep", unit="step", disable=not progress
+    )
     batches: list[tuple[str, BatchResult, dict]] = []
 
     def stage(name: str, slabs: list[Slab], chosen: dict | None = None, **kwargs) -> BatchResult:
@@ -142,56 +146,10 @@ def run_sweep(
         return batch
 
     try:
-        slabs = [
-            trial_slab(s, dict.fromkeys(names, t), tune_seeds, tags={"stage": "search"})
-            for s in specs
-            for t in search_trials(s, trials)
-        ]
-        search_runs = stage("search", slabs).runs
-
-        best = _trial_table(select_trial(search_runs), specs)
-        slabs = []
-        for s in specs:
-            around = {
-                p: search_space.local_trials(
-                    s.search,
-                    best[s.name, p],
-                    refine_trials,
-                    zlib.crc32(f"{s.name}|{p}".encode()),
-                    REFINE_RADIUS,
-                )
-                for p in names
-            }
-            slabs += [
-                trial_slab(s, {p: around[p][k] for p in names}, tune_seeds, tags={"stage": "refine"})
-                for k in range(refine_trials)
-            ]
-        second = stage("refine", slabs, best)
-
-        chosen = _trial_table(select_trial(pd.concat([search_runs, second.runs], ignore_index=True)), specs)
-        slabs = [
-            trial_slab(
-                s,
-                {p: chosen[s.name, p] for p in names},
-                (*eval_seeds, DEFAULT_START),
-                tags={"stage": "final"},
-                record_curves=True,
-                record_trajectories=True,
-            )
-            for s in specs
-        ]
-        slabs += [
-            Slab.uniform(
-                s,
-                s.default_lr,
-                probs,
-                (*eval_seeds, DEFAULT_START),
-                tags={"stage": "default"},
-                record_curves=True,
-            )
-            for s in specs
-        ]
-        stage("final + default", slabs, chosen, record_steps=record)
+        if lr_curve:
+            _lr_curve_stages(stage, specs, probs, eval_seeds, record)
+        else:
+            _tuned_stages(stage, specs, probs, trials, refine_trials, tune_seeds, eval_seeds, record)
         meta = _provenance()
     finally:
         bar.close()
@@ -243,6 +201,89 @@ def _provenance() -> dict:
     return meta
 
 
+def _tuned_stages(stage, specs, probs, trials, refine_trials, tune_seeds, eval_seeds, record) -> None:
+    """Search, refine, then final and default (see the module docstring)."""
+    names = [p.name for p in probs]
+    slabs = [
+        trial_slab(s, dict.fromkeys(names, t), tune_seeds, tags={"stage": "search"})
+        for s in specs
+        for t in search_trials(s, trials)
+    ]
+    search_runs = stage("search", slabs).runs
+
+    best = _trial_table(select_trial(search_runs), specs)
+    slabs = []
+    for s in specs:
+        around = {
+            p: search_space.local_trials(
+                s.search,
+                best[s.name, p],
+                refine_trials,
+                zlib.crc32(f"{s.name}|{p}".encode()),
+                REFINE_RADIUS,
+            )
+            for p in names
+        }
+        slabs += [
+            trial_slab(s, {p: around[p][k] for p in names}, tune_seeds, tags={"stage": "refine"})
+            for k in range(refine_trials)
+        ]
+    second = stage("refine", slabs, best)
+
+    chosen = _trial_table(select_trial(pd.concat([search_runs, second.runs], ignore_index=True)), specs)
+    slabs = [
+        trial_slab(
+            s,
+            {p: chosen[s.name, p] for p in names},
+            (*eval_seeds, DEFAULT_START),
+            tags={"stage": "final"},
+            record_curves=True,
+            record_trajectories=True,
+        )
+        for s in specs
+    ]
+    slabs += [
+        Slab.uniform(
+            s,
+            s.default_lr,
+            probs,
+            (*eval_seeds, DEFAULT_START),
+            tags={"stage": "default"},
+            record_curves=True,
+        )
+        for s in specs
+    ]
+    stage("final + default", slabs, chosen, record_steps=record)
+
+
+SADDLE_LRS = tuple(float(x) for x in np.logspace(-4, 0, 9))
+"""The saddle sweep's lrs, two per decade: escape is reported against lr, not at one tuned value."""
+
+
+def _lr_curve_stages(stage, specs, probs, eval_seeds, record) -> None:
+    """Saddles: every optimizer at its default hyperparameters but the lr, at each of SADDLE_LRS on the
+    held-out seeds (an lr curve of escape steps), beside its defaults. Tuning one lr per problem would
+    measure how long a first step can be, not how a rule escapes (Adam's first step is exactly lr)."""
+    slabs = [
+        Slab.uniform(s, lr, probs, (*eval_seeds, DEFAULT_START), tags={"stage": "lr-curve"})
+        for s in specs
+        for lr in SADDLE_LRS
+    ]
+    slabs += [
+        Slab.uniform(
+            s,
+            s.default_lr,
+            probs,
+            (*eval_seeds, DEFAULT_START),
+            tags={"stage": "default"},
+            record_curves=True,
+            record_trajectories=True,
+        )
+        for s in specs
+    ]
+    stage("lr-curve + default", slabs, record_steps=record)
+
+
 # What a stored unit's numbers depend on besides its settings: the benchmark code, the optimizers'
 # Python and C++ sources (their git state is not enough: an edit need not be committed).
 CODE_PATHS = ("benchmarks", "optimizers", "csrc")
@@ -283,6 +324,7 @@ def _settings(specs, probs, seeds, steps, trials, refine_trials, tuning_seeds, d
         "trials": trials,
         "refine_trials": refine_trials,
         "tuning_seeds": tuning_seeds,
+        "saddle_lrs": [repr(x) for x in SADDLE_LRS],
         "dtype": str(dtype),
         "package_version": optimizers.__version__,
         "torch_version": torch.__version__,

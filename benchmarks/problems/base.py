@@ -1,7 +1,10 @@
 """A test problem: a batched objective with a known answer, kept apart from the runner and from scoring.
 
 `X` always has the problem's dimension last and any number of leading run dimensions: `value(X)` has
-shape `X.shape[:-1]`, so thousands of independent runs are evaluated by one chain of tensor ops.
+shape `X.shape[:-1]`, so thousands of independent runs are evaluated by one chain of tensor ops. Each
+run's value and gradient must be the same bit for bit whatever else is in X (elementwise ops, sums over
+the last dimension, and `rowwise_matmul` for products with a matrix), so that a run's record never
+depends on its batch.
 """
 
 from __future__ import annotations
@@ -16,6 +19,29 @@ from torch import Tensor
 
 DEFAULT_START = -1
 """The seed value that stands for the problem's default start point instead of a random one."""
+
+ROW_BLOCK = 96
+"""Rows per matrix product in `rowwise_matmul`: a multiple of the usual GEMM register tiles (8, 12, 16,
+24, 32, 48 rows), so every row of a block goes through the same full tile."""
+
+
+def rowwise_matmul(X: Tensor, A: Tensor) -> Tensor:
+    """X @ A for X of shape (..., k) and A (k, m), with each row's result independent of the other rows.
+
+    A BLAS chooses its kernel, and so the order of each row's sums, from the shape of the product: one
+    run alone (1 x k) and the same run among thousands (n x k), or inside a strided (slabs, runs, k)
+    view, can differ in the last bits, which a trajectory then amplifies. Here every product has one
+    shape, (ROW_BLOCK x k) @ (k x m): the rows are copied into zero-padded blocks, multiplied block by
+    block in one batched product, and each row's result is that of its block, whatever the block's other
+    rows hold."""
+    lead, k = X.shape[:-1], X.shape[-1]
+    n = X.numel() // k if k else 0
+    blocks = -(-n // ROW_BLOCK)
+    padded = X.new_empty(blocks * ROW_BLOCK, k)
+    padded[:n].view(*lead, k).copy_(X)
+    padded[n:].zero_()
+    out = torch.bmm(padded.view(blocks, ROW_BLOCK, k), A.expand(blocks, *A.shape))
+    return out.view(blocks * ROW_BLOCK, A.shape[-1])[:n].view(*lead, A.shape[-1])
 
 
 @dataclass(frozen=True)
@@ -143,6 +169,13 @@ class Problem:
     def is_saddle(self) -> bool:
         return self.saddle is not None
 
+    @property
+    def is_noisy(self) -> bool:
+        """Noisy problems (see benchmarks.problems.noisy) add noise to the gradient the optimizer sees:
+        the runner calls their `gradient_noise(grad, seeds, step)` after `value_and_grad`. The value,
+        and so success and every final measure, stays the noise-free objective."""
+        return False
+
     @cached_property
     def f_saddle(self) -> float | None:
         return None if self.saddle is None else float(self.value(self.saddle))
@@ -172,6 +205,30 @@ class Problem:
         if m.shape[0] == 1:
             return torch.linalg.vector_norm(X - m[0], dim=-1)
         return torch.linalg.vector_norm(X.unsqueeze(-2) - m, dim=-1).amin(-1)
+
+    # Saddles with positive curvature set these (rows: unit Hessian eigenvectors at the saddle with
+    # positive eigenvalues, and those eigenvalues); a degenerate saddle has none.
+    positive_directions: Tensor | None = None
+    positive_curvatures: tuple[float, ...] = ()
+
+    def positive_displacement(self, X: Tensor) -> Tensor | None:
+        """||P+ (x - saddle)||: how far a run lies from the saddle along its positive-curvature
+        directions, shape X.shape[:-1]; None for problems without them."""
+        if self.positive_directions is None:
+            return None
+        D = self.const("positive_directions", self.positive_directions.T.contiguous(), X)
+        return torch.linalg.vector_norm(rowwise_matmul(X - self.const("saddle", self.saddle, X), D), dim=-1)
+
+    def thrown_out(self, X: Tensor, reference: Tensor) -> Tensor | None:
+        """True where a run's positive-curvature displacement has grown past twice its reference (the
+        larger of its start's and its first step's; plus a tenth of the start offset, for starts that
+        lie almost on the negative directions): growth along a direction that curves up, an unstable
+        step size, which the runner counts as divergence until the run has escaped. None for problems
+        without positive curvature."""
+        now = self.positive_displacement(X)
+        if now is None:
+            return None
+        return now > 2 * reference + 0.1 * self.start_offset
 
     def escape_score(self, X: Tensor, values: Tensor) -> Tensor:
         """<= 0 once a run has escaped: max(r - ||x - saddle||, f(x) - (f(saddle) - drop))."""

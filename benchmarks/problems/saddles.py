@@ -9,7 +9,7 @@ import math
 import torch
 from torch import Tensor
 
-from .base import Problem, Success
+from .base import Problem, Success, rowwise_matmul
 
 
 class QuadraticSaddle(Problem):
@@ -25,11 +25,14 @@ class QuadraticSaddle(Problem):
             default_start=None,
             saddle=[0.0, 0.0],
             escape_radius=radius,
+            escape_drop=0.5 * c * radius**2,  # half of what leaving along y alone gives
             start_offset=offset,
             default_direction=[1.0, 1.0],
             success=Success("escape", radius),
             description=f"{a:g}x² − {c:g}y², started {offset:g} from the saddle",
         )
+        self.positive_directions = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+        self.positive_curvatures = (2 * self.a,)
 
     def value(self, X: Tensor) -> Tensor:
         x, y = X[..., 0], X[..., 1]
@@ -60,6 +63,7 @@ class MonkeySaddle(Problem):
             default_start=None,
             saddle=[0.0, 0.0],
             escape_radius=radius,
+            escape_drop=0.5 * radius**3,  # half of a valley's floor at that radius (-r^3)
             start_offset=offset,
             default_direction=[1.0, 1.0],
             success=Success("escape", radius),
@@ -114,18 +118,21 @@ class QuarticSaddle(Problem):
             minimizers=z_min @ self.rotation.T,
             f_min=float(-(neg**2).sum() / 4),
             success=Success("gap", tol),
+            escape_drop=0.02,  # leaving along the steepest negative direction to r gives about -0.047
             description=f"{dim}-D strict saddle with {negative} negative curvatures and a quartic "
             f"term, started {offset:g} from the saddle",
         )
+        self.positive_directions = self.rotation[:, negative:].T.contiguous()
+        self.positive_curvatures = tuple(float(x) for x in pos)
 
     def value(self, X: Tensor) -> Tensor:
-        Z = X @ self.const("Q", self.rotation, X)
+        Z = rowwise_matmul(X, self.const("Q", self.rotation, X))
         Z2 = Z * Z
         return (Z2 * (0.5 * self.const("lam", self.eigenvalues, X) + 0.25 * Z2)).sum(-1)
 
     def value_and_grad(self, X: Tensor, grad: Tensor) -> Tensor:
-        Z = X @ self.const("Q", self.rotation, X)
+        Z = rowwise_matmul(X, self.const("Q", self.rotation, X))
         Z2 = Z * Z
         lam = self.const("lam", self.eigenvalues, X)
-        grad.copy_(((Z2 + lam) * Z) @ self.const("QT", self.rotation.T.contiguous(), X))
+        grad.copy_(rowwise_matmul((Z2 + lam) * Z, self.const("QT", self.rotation.T.contiguous(), X)))
         return (Z2 * (0.5 * lam + 0.25 * Z2)).sum(-1)
