@@ -11,6 +11,7 @@ import argparse
 import glob
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -22,10 +23,11 @@ PARTS = ("functions", "saddles", "cnn", "speed")
 
 QUICK_OUT = os.path.join("results", "quick")
 
-SWEEP = {"seeds": 10, "steps": 1000}
-QUICK_SWEEP = {"seeds": 2, "steps": 100, "grid": (1e-4, 1e-3, 1e-2, 1e-1, 1.0)}
-"""functions and saddles: a full run tunes lr on the 13-point grid over 10 seeds and reports 10 held-out
-seeds at 1000 steps; a quick run tries 5 lrs on 2 seeds for 100 steps."""
+SWEEP = {"seeds": 50, "steps": 1000}
+QUICK_SWEEP = {"seeds": 4, "steps": 100, "trials": 6, "refine_trials": 2, "tuning_seeds": 2}
+"""functions: a full run gives every optimizer 48 + 16 trials over its own hyperparameters on 16 tuning
+seeds and reports 50 held-out seeds at 1000 steps; saddles: 9 lrs on the 50 held-out seeds. A quick run
+tries 6 + 2 trials on 2 tuning seeds and reports 4 seeds at 100 steps."""
 
 CNN_SEEDS, QUICK_CNN_SEEDS = 3, 1
 """Seeds at the chosen lr; the epochs and the lr grid are benchmarks.cnn's per-dataset budget."""
@@ -59,15 +61,49 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
             self._action_max_length = max(self._action_max_length, self._current_indent + 2 + names)
 
 
-def _count(text: str) -> int:
-    """A positive integer."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (1, 2, 3, ...), got {text!r}")
-    return value
+MAX_SEEDS, MAX_STEPS, MAX_EPOCHS, MAX_ROUNDS = 5000, 100_000, 1000, 10_000
+"""Bounds of the counts, each 50x or more its default, and why (measured on the CPU with every optimizer
+and problem): at all the limits at once a run still fits a 24 GiB machine, if not an afternoon."""
+_LIMITS = {
+    "sweep seeds": (
+        MAX_SEEDS,
+        "a sweep holds about 1.5 MB of runs and loss curves per held-out seed in memory, 8 GB at the limit",
+    ),
+    "cnn seeds": (MAX_SEEDS, "each seed is one more training run per optimizer"),
+    "steps": (
+        MAX_STEPS,
+        "steps run one after another and the trajectories keep each one: "
+        f"{MAX_STEPS} steps take hours and about 1 GB",
+    ),
+    "epochs": (MAX_EPOCHS, "the largest budget is 20 epochs, and every epoch is one more pass per run"),
+    "rounds": (MAX_ROUNDS, f"each round times every implementation once: {MAX_ROUNDS} rounds take hours"),
+}
+
+
+def _count(limit: str) -> Callable[[str], int]:
+    """The type of a count option: a positive integer up to _LIMITS[limit]."""
+    most, why = _LIMITS[limit]
+
+    def count(text: str) -> int:
+        shown = repr(text if len(text) <= 40 else text[:37] + "...")
+        try:
+            value = int(text)
+        except ValueError:  # also a number of more digits than int() parses
+            value = most + 1 if text.strip().isdecimal() else 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be a positive integer (1, 2, 3, ...), got {shown}")
+        if value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most}, got {shown}: {why}")
+        return value
+
+    return count
+
+
+def _folder(text: str) -> str:
+    """--out: a folder name; '' would write into the current directory unasked."""
+    if not text:
+        raise argparse.ArgumentTypeError("must name a folder, got ''; give --out . for the current directory")
+    return text
 
 
 # -- the parser -------------------------------------------------------------------------------------
@@ -77,6 +113,7 @@ def _run_options() -> argparse.ArgumentParser:
     group = parent.add_argument_group("output and run control")
     group.add_argument(
         "--out",
+        type=_folder,
         metavar="DIR",
         help=f"results folder, one subfolder per benchmark (default: results/; {QUICK_OUT}/ with --quick)",
     )
@@ -89,7 +126,7 @@ def _run_options() -> argparse.ArgumentParser:
     return parent
 
 
-def _optimizer_options(what: str) -> argparse.ArgumentParser:
+def _optimizer_options(what: str, seeds: str = "sweep seeds") -> argparse.ArgumentParser:
     parent = _Parser(add_help=False)
     group = parent.add_argument_group("optimizers and seeds")
     group.add_argument(
@@ -100,7 +137,7 @@ def _optimizer_options(what: str) -> argparse.ArgumentParser:
         help=f"from {', '.join(optimizer_specs.SPECS)}; 'torch' adds every torch.optim counterpart "
         f"(default: {', '.join(optimizer_specs.DEFAULT)})",
     )
-    group.add_argument("--seeds", type=_count, metavar="N", help=what)
+    group.add_argument("--seeds", type=_count(seeds), metavar="N", help=what)
     return parent
 
 
@@ -116,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         title="commands", dest="command", metavar="COMMAND", parser_class=_Parser
     )
     run = _run_options()
-    sweep_seeds = "tuning seeds, and held-out seeds per reported row (default: 10; quick: 2)"
+    sweep_seeds = "held-out seeds per reported row (default: 50; quick: 4)"
     cnn_seeds = f"seeds at the chosen lr (default: {CNN_SEEDS}; quick: {QUICK_CNN_SEEDS})"
     steps_help = "step budget of every run (default: 1000; quick: 100)"
 
@@ -124,16 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
         (
             "functions",
             problems.FUNCTIONS,
-            "convergence on test functions (Rosenbrock, Beale, ill-conditioned quadratics, a ravine)",
+            "convergence on test functions (Rosenbrock, Beale, ill-conditioned quadratics, a ravine, "
+            "noisy variants)",
         ),
-        ("saddles", problems.SADDLES, "escape from saddles (5x² − y², monkey saddle, a 10-D strict saddle)"),
+        ("saddles", problems.SADDLES, "escape from saddles (a 10-D strict saddle, 5x² − y², monkey saddle)"),
     ):
         sub = commands.add_parser(
             name,
             parents=[run, _optimizer_options(sweep_seeds)],
             help=help_text,
-            description=f"{help_text[0].upper()}{help_text[1:]}: lr tuned on a log grid per optimizer "
-            f"and problem over tuning seeds, then reported on held-out seeds (benchmarks/convergence/). "
+            description=f"{help_text[0].upper()}{help_text[1:]}: functions: every optimizer tuned with the "
+            f"same number of trials over its own hyperparameters on tuning seeds, then reported on held-out "
+            f"seeds; saddles: escape against lr on held-out seeds (benchmarks/convergence/). "
             f"Writes OUT/{name}/: runs.csv, curves.csv, trajectories.csv, sweep.json, convergence.md, "
             f"*.png; each stage of the sweep is a work unit in OUT/{name}/units/.",
         )
@@ -145,11 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
             choices=choices,
             help=f"from {', '.join(choices)} (default: all)",
         )
-        group.add_argument("--steps", type=_count, metavar="N", help=steps_help)
+        group.add_argument("--steps", type=_count("steps"), metavar="N", help=steps_help)
 
     sub = commands.add_parser(
         "cnn",
-        parents=[run, _optimizer_options(cnn_seeds), _device_option()],
+        parents=[run, _optimizer_options(cnn_seeds, "cnn seeds"), _device_option()],
         help="a small CNN trained on digits (or MNIST, Fashion-MNIST, CIFAR-10 from local files)",
         description="A small CNN trained by each optimizer: lr swept on a validation split, then several "
         "seeds at the chosen lr (benchmarks/cnn/). Writes OUT/cnn/: cnn_epochs.csv, cnn.md, *.png; "
@@ -163,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group.add_argument("--data-dir", metavar="DIR", help="folder with the dataset's files (all but digits)")
     group.add_argument(
-        "--epochs", type=_count, metavar="N", help="epochs per run (default: the dataset's budget)"
+        "--epochs", type=_count("epochs"), metavar="N", help="epochs per run (default: the dataset's budget)"
     )
 
     from benchmarks.speed.cases import IMPLEMENTATIONS
@@ -196,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--rounds",
-        type=_count,
+        type=_count("rounds"),
         metavar="N",
         help="rounds of interleaved steps; one timed step of each implementation per round "
         "(default: 30; quick: 3)",
@@ -218,9 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
         "Rerun to resume.",
     )
     group = sub.add_argument_group("budgets")
-    group.add_argument("--steps", type=_count, metavar="N", help=f"functions and saddles: {steps_help}")
     group.add_argument(
-        "--epochs", type=_count, metavar="N", help="cnn: epochs per run (default: the digits budget)"
+        "--steps", type=_count("steps"), metavar="N", help=f"functions and saddles: {steps_help}"
+    )
+    group.add_argument(
+        "--epochs",
+        type=_count("epochs"),
+        metavar="N",
+        help="cnn: epochs per run (default: the digits budget)",
     )
 
     sub = commands.add_parser(
@@ -235,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PART",
         help=f"from {', '.join(PARTS)} (default: every one with a CSV under DIR)",
     )
-    sub.add_argument("--out", metavar="DIR", default="results", help="results folder (default: results/)")
+    sub.add_argument(
+        "--out", type=_folder, metavar="DIR", default="results", help="results folder (default: results/)"
+    )
     sub.add_argument("--no-plots", action="store_true", help="tables only")
     parser.commands = commands.choices  # name -> the command's parser
     return parser
@@ -308,7 +354,7 @@ def run_convergence(args, part: str) -> list[str]:
     names = getattr(args, "problems", None) or list(
         problems.FUNCTIONS if part == "functions" else problems.SADDLES
     )
-    kwargs = {"grid": QUICK_SWEEP["grid"]} if args.quick else {}
+    kwargs = {k: QUICK_SWEEP[k] for k in ("trials", "refine_trials", "tuning_seeds")} if args.quick else {}
     runs = run_sweep(
         args.optimizers,
         names,
@@ -320,7 +366,9 @@ def run_convergence(args, part: str) -> list[str]:
         **kwargs,
     )
     loaded = runs.attrs["units_loaded"]
-    _say(f"{part}: {len(runs)} runs, {runs.attrs['seconds']:.1f} s of compute ({loaded} of 3 stages loaded)")
+    stages = 1 if part == "saddles" else 3
+    seconds = runs.attrs["seconds"]
+    _say(f"{part}: {len(runs)} runs, {seconds:.1f} s of compute ({loaded} of {stages} stages loaded)")
     csv = os.path.join(out, "runs.csv")
     return [csv, os.path.join(out, "curves.csv"), os.path.join(out, "trajectories.csv")] + write_report(
         csv, out, plots=not args.no_plots
@@ -348,6 +396,12 @@ def run_cnn_part(args, cnn=None, dataset: str = "digits", data_dir: str | None =
     except cnn.DataNotFoundError as e:
         message = " ".join(str(e).split())
         raise UsageError(f"{message}; give --data-dir DIR with them, or --dataset digits (bundled)") from None
+    except cnn.DataFileError as e:
+        message = " ".join(str(e).split())
+        raise UsageError(
+            f"damaged {dataset} file {message}; replace it with a good copy, or use --dataset digits "
+            "(bundled)"
+        ) from None
     attrs = rows.attrs
     if "ran" in attrs and "loaded" in attrs:
         _say(f"cnn: {len(attrs['ran'])} runs trained, {len(attrs['loaded'])} loaded from {out}/runs")
@@ -500,7 +554,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(f"no command given; choose from {', '.join(COMMANDS)}")
     prog = f"optbench {args.command}"
     try:
-        written = COMMANDS[args.command](args)
+        _say(*COMMANDS[args.command](args))
     except UsageError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -510,7 +564,31 @@ def main(argv: Sequence[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(130)
-    _say(*written)
+    except BrokenPipeError:  # the reader went away (`optbench ... | head`): end as SIGPIPE ends `cat`
+        _discard_output()
+        sys.exit(128 + signal.SIGPIPE)
+    except OSError as e:  # a full disk, a folder where a result file goes, ...
+        print(f"{prog}: error: {_os_error(e, resumable=args.command != 'report')}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _os_error(e: OSError, resumable: bool) -> str:
+    name = e.filename2 or e.filename  # os.replace(tmp, path) names the destination second
+    line = " ".join(f"{e.strerror or e}{f': {name}' if name else ''}".split())
+    return (
+        f"{line}; finished work units are kept: run the same command again to resume" if resumable else line
+    )
+
+
+def _discard_output() -> None:
+    """Points stdout and stderr at /dev/null, so that Python's flush at exit meets no closed pipe (and
+    prints no 'Exception ignored')."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):  # not a real file (pytest's capture): nothing to flush at exit
+            pass
 
 
 if __name__ == "__main__":

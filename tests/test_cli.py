@@ -1,8 +1,11 @@
-"""The optbench command line: one-line errors with exit status 2, resuming an interrupted run without
-losing or repeating work, `report` rebuilding the same tables from the CSVs, and quick smoke runs."""
+"""The optbench command line: one-line errors with exit status 2 (bad arguments, damaged dataset files, a
+full disk, a folder where a result file goes), a quiet end when its output pipe closes, resuming an
+interrupted run without losing or repeating work, `report` rebuilding the same tables from the CSVs, and
+quick smoke runs."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -16,12 +19,16 @@ import pytest
 from benchmarks import cli, problems
 from benchmarks.metadata import run_metadata
 from benchmarks.resume import UnitStore
+from tests.cnn_damage import DAMAGES
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROVENANCE = [*run_metadata(), "git_dirty", "platform"]
 """Columns that say which process made a row (they differ between a subprocess and pytest)."""
 
 QUICK_FUNCTIONS = ["functions", "--quick", "--no-plots", "--no-progress"]
+TINY_SPEED = ["speed", "--rules", "adam", "--workloads", "tiny", "--rounds", "2", "--no-plots"]
+TINY_SPEED += ["--no-progress"]
+"""With the "tiny" workload of the `tiny_workload` fixture: one unit, measured in a second."""
 
 
 def _optbench(*args: str, **kwargs) -> subprocess.Popen:
@@ -35,6 +42,13 @@ def _optbench(*args: str, **kwargs) -> subprocess.Popen:
         text=True,
         **kwargs,
     )
+
+
+@pytest.fixture
+def tiny_workload(monkeypatch):
+    from benchmarks.speed import shapes
+
+    monkeypatch.setitem(shapes.WORKLOADS, "tiny", lambda: [(1000,), (10, 10)])
 
 
 def _results(path: str) -> pd.DataFrame:
@@ -126,6 +140,140 @@ def test_cnn_data_not_found_is_a_usage_error(monkeypatch, tmp_path, capsys):
     assert err.count("\n") == 1 and "data_batch_1" in err and "--dataset digits" in err, err
 
 
+PARSER_ERRORS = [
+    (["functions", "--seeds", "300000"], ["--seeds", "at most 5000", "'300000'", "memory"]),
+    (["saddles", "--steps", "1" + "0" * 30], ["--steps", "at most 100000", "hours"]),
+    (["cnn", "--epochs", "1" + "0" * 30], ["--epochs", "at most 1000", "20 epochs"]),
+    (["cnn", "--seeds", "5001"], ["--seeds", "at most 5000", "training run"]),
+    (["all", "--steps", "100001"], ["--steps", "at most 100000"]),
+    (["speed", "--rounds", "10001"], ["--rounds", "at most 10000"]),
+    (["functions", "--out", ""], ["--out", "''", "--out ."]),
+    (["report", "--out", ""], ["--out", "''", "--out ."]),
+]
+"""Bad values that would start a run if they got past the parser (a huge one, or one into the current
+directory): checked on the parser alone, so that a regression fails instead of starting that run."""
+
+
+@pytest.mark.parametrize("argv, expected", PARSER_ERRORS, ids=[" ".join(a) for a, _ in PARSER_ERRORS])
+def test_values_refused_by_the_parser_are_one_line(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"optbench {argv[0]}: error: argument"), err
+    for text in expected:
+        assert text in err, (text, err)
+
+
+COUNTS = [
+    ("functions", "--seeds", cli.MAX_SEEDS),
+    ("saddles", "--steps", cli.MAX_STEPS),
+    ("cnn", "--seeds", cli.MAX_SEEDS),
+    ("cnn", "--epochs", cli.MAX_EPOCHS),
+    ("all", "--epochs", cli.MAX_EPOCHS),
+    ("speed", "--rounds", cli.MAX_ROUNDS),
+]
+
+
+@pytest.mark.parametrize("command, option, limit", COUNTS, ids=[f"{c} {o}" for c, o, _ in COUNTS])
+def test_counts_are_bounded_with_the_reason(command, option, limit, capsys):
+    """The limit itself is taken; above it, even past what int() parses, one line gives limit and why."""
+    parser = cli.build_parser()
+    assert getattr(parser.parse_args([command, option, str(limit)]), option[2:]) == limit
+    for too_many in (str(limit + 1), str(10**30), "9" * 5000):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([command, option, too_many])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and len(err) < 400, err
+        assert f"{option}: must be at most {limit}, got '{too_many[:10]}" in err, err
+
+
+# -- damaged inputs and outputs -----------------------------------------------------------------------
+@pytest.mark.parametrize("damage", DAMAGES, ids=[d.desc for d in DAMAGES])
+def test_damaged_dataset_file_is_one_line_and_exit_status_2(damage, tmp_path, capsys):
+    data, out = tmp_path / "data", tmp_path / "out"
+    path = damage.make(str(data))
+    argv = ["cnn", "--dataset", damage.dataset, "--data-dir", str(data), "--out", str(out), "--no-progress"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"optbench cnn: error: damaged {damage.dataset} file"), err
+    assert path in err and damage.expected in err and "--dataset digits" in err, err
+    assert not os.path.exists(out / "cnn" / "runs")  # refused before any training
+
+
+def test_damaged_dataset_from_the_shell_has_no_traceback(tmp_path):
+    damage = next(d for d in DAMAGES if d.desc == "cifar truncated")
+    path = damage.make(str(tmp_path / "data"))
+    proc = _optbench(
+        "cnn", "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path)
+    )
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and err.count("\n") == 1 and path in err and "Traceback" not in err, err
+
+
+def test_full_disk_is_one_line_and_leaves_no_temporary_file(tmp_path, monkeypatch, tiny_workload, capsys):
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)  # the last step of every atomic write
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*TINY_SPEED, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    unit = os.path.join(tmp_path, "speed", "units", "cpu-adam-tiny.unit.pkl")
+    assert err.count("\n") == 1 and err.startswith("optbench speed: error: No space left on device"), err
+    assert unit in err and "run the same command again" in err, err
+    assert os.listdir(os.path.dirname(unit)) == []
+
+
+def test_folder_where_a_result_file_goes_is_one_line(tmp_path, tiny_workload, capsys):
+    csv = tmp_path / "speed" / "speed_cpu.csv"
+    csv.mkdir(parents=True)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*TINY_SPEED, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"Is a directory: {csv};" in err, err
+    assert not [f for f in os.listdir(csv.parent) if f.endswith(".tmp")]
+
+    csv.rmdir()  # the measurement was kept: the rerun only writes the files
+    cli.main([*TINY_SPEED, "--out", str(tmp_path)])
+    assert "(1 of 1 measurements loaded)" in capsys.readouterr().out
+    assert len(pd.read_csv(csv)) > 0
+
+
+def test_closed_output_pipe_ends_quietly(tmp_path, tiny_workload):
+    """`optbench report | head`: the reader is gone before optbench writes; it stops with 128 + SIGPIPE
+    and says nothing (no traceback, no 'Exception ignored')."""
+    cli.main([*TINY_SPEED, "--out", str(tmp_path)])
+    proc = _optbench("report", "speed", "--no-plots", "--out", str(tmp_path))
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 128 + signal.SIGPIPE, err
+    assert err == ""
+
+
+def test_non_utf8_cnn_run_file_is_trained_again(tmp_path, capsys):
+    """A run file that is not text at all is one more damaged run file: trained again, like garbage."""
+    pytest.importorskip("benchmarks.cnn")
+    argv = ["cnn", "--quick", "--optimizers", "SGD", "--seeds", "1", "--epochs", "1", "--no-plots"]
+    argv += ["--no-progress", "--out", str(tmp_path)]
+    cli.main(argv)
+    first = pd.read_csv(tmp_path / "cnn" / "cnn_epochs.csv")
+    runs = tmp_path / "cnn" / "runs"
+    spoiled = sorted(os.listdir(runs))[0]
+    (runs / spoiled).write_bytes(b"stage,optimizer\n\xff\xfe\x80\x81 garbage\n")
+    capsys.readouterr()
+    cli.main(argv)
+    assert f"cnn: 1 runs trained, {len(os.listdir(runs)) - 1} loaded" in capsys.readouterr().out
+    again = pd.read_csv(tmp_path / "cnn" / "cnn_epochs.csv")
+    timing = [c for c in first.columns if c.endswith("_seconds")]
+    pd.testing.assert_frame_equal(first.drop(columns=timing), again.drop(columns=timing))
+
+
 def test_problem_sets_split_by_saddle():
     assert set(problems.FUNCTIONS) | set(problems.SADDLES) == set(problems.FACTORIES)
     for name, problem in zip(problems.FACTORIES, problems.get(None)):
@@ -153,13 +301,13 @@ def test_resume_after_an_exception_between_stages(reference, tmp_path, monkeypat
     assert exit_info.value.code == 130
     assert "resume" in capsys.readouterr().err
     units = os.path.join(out, "functions", "units")
-    assert _units(units) == ["1-grid+default.unit.pkl"]
+    assert _units(units) == ["1-search.unit.pkl"]
     assert not os.path.exists(os.path.join(out, "functions", "runs.csv"))
 
     calls.clear()
     armed[0] = False
     cli.main([*QUICK_FUNCTIONS, "--out", out])
-    assert len(calls) == 2  # refine and final; the grid stage was loaded
+    assert len(calls) == 2  # refine and final; the search stage was loaded
     assert "1 of 3 stages loaded" in capsys.readouterr().out
     for name in ("runs.csv", "curves.csv", "trajectories.csv"):
         pd.testing.assert_frame_equal(
@@ -186,7 +334,7 @@ def test_resume_after_the_process_is_killed(reference, tmp_path, capsys):
     assert f"{len(saved)} of 3 stages loaded" in capsys.readouterr().out
     runs = pd.read_csv(os.path.join(out, "functions", "runs.csv"))
     assert runs.run_id.is_unique
-    assert not runs.duplicated(["stage", "optimizer", "problem", "lr", "seed"]).any()
+    assert not runs.duplicated(["stage", "optimizer", "problem", "lr", "hyperparams", "seed"]).any()
     assert runs.command.iloc[0].startswith("python -m benchmarks functions")  # made by the killed run
     pd.testing.assert_frame_equal(
         runs.drop(columns=PROVENANCE), _results(os.path.join(reference, "runs.csv"))
@@ -279,13 +427,13 @@ def test_quick_functions(reference):
     runs = pd.read_csv(os.path.join(reference, "runs.csv"))
     assert list(dict.fromkeys(runs.problem)) == list(problems.FUNCTIONS)
     assert set(runs.optimizer) == set(cli.optimizer_specs.DEFAULT)
-    assert set(runs.stage) == {"grid", "refine", "final", "default"}
+    assert set(runs.stage) == {"search", "refine", "final", "default"}
     assert set(runs.budget) == {cli.QUICK_SWEEP["steps"]}
     for column in PROVENANCE:
         assert column == "cuda_version" or runs[column].notna().all(), column
     md = open(os.path.join(reference, "convergence.md")).read()
     assert md.startswith("# Convergence on test functions\n\nMade by `")
-    assert "## Tuned learning rate" in md
+    assert "## Tuned hyperparameters" in md
 
 
 def test_quick_saddles_with_plots(tmp_path, capsys):
@@ -297,9 +445,10 @@ def test_quick_saddles_with_plots(tmp_path, capsys):
     runs = pd.read_csv(folder / "runs.csv")
     assert list(dict.fromkeys(runs.problem)) == list(problems.SADDLES)
     assert runs.escaped.notna().all()
+    assert set(runs.stage) == {"lr-curve", "default"}  # escape against lr, not one tuned lr
     assert (folder / "convergence.md").read_text().startswith("# Escaping saddles\n")
     pngs = [p for p in written if p.endswith(".png")]
-    assert {os.path.basename(p) for p in pngs} >= {"lr_sensitivity.png", "trajectories_monkey-saddle.png"}
+    assert {os.path.basename(p) for p in pngs} >= {"escape_vs_lr.png", "trajectories_monkey-saddle.png"}
     for png in pngs:
         text = Image.open(png).text
         assert text["Source"] == runs.command.iloc[0], png  # the command that made the runs

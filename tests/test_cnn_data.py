@@ -1,16 +1,19 @@
 """The CNN benchmark's loaders on tiny files written in the real formats (IDX with its magic numbers,
-gzipped and not; CIFAR-10's pickle batches), the bundled digits split, and the missing-file errors."""
+gzipped and not; CIFAR-10's pickle batches), the bundled digits split, the missing-file errors, and every
+kind of damaged file refused when it is loaded, with one line naming it."""
 
 from __future__ import annotations
 
 import os
+import pickle
 
 import numpy as np
 import pytest
 import torch
 
-from benchmarks.cnn import DATASETS, DataNotFoundError, load_dataset
+from benchmarks.cnn import DATASETS, DataFileError, DataNotFoundError, load_dataset
 from benchmarks.cnn.data import read_idx
+from tests.cnn_damage import DAMAGES, ran_marker
 from tests.cnn_files import write_cifar, write_idx, write_mnist
 
 
@@ -78,12 +81,50 @@ def test_cifar_batches_load(tmp_path):
     assert data.mean.shape == (3,) and data.std.shape == (3,)
 
 
+def test_cifar_batch_as_the_download_has_it(tmp_path):
+    """Protocol 2, Python ints as labels, the filenames too: what the restricted unpickler must admit."""
+    folder = tmp_path / "cifar-10-batches-py"
+    written = write_cifar(str(folder))
+    images, labels = written["test_batch"]
+    batch = {
+        b"batch_label": b"testing batch 1 of 1",
+        b"labels": [int(y) for y in labels],
+        b"data": images.reshape(len(images), -1),
+        b"filenames": [f"img_{i}.png".encode() for i in range(len(images))],
+    }
+    (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=2))
+    data = load_dataset("cifar10", str(tmp_path))
+    assert torch.equal(data.eval_x, torch.from_numpy(images))
+    assert data.eval_y.tolist() == [int(y) for y in labels]
+
+
 def test_cifar_missing_batch(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     write_cifar(str(folder))
     os.remove(folder / "data_batch_3")
     with pytest.raises(DataNotFoundError, match=r"data_batch_3 not found; looked in .*cifar-10-batches-py"):
         load_dataset("cifar10", str(tmp_path))
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=[d.desc for d in DAMAGES])
+def test_damaged_file_is_refused_on_load(tmp_path, damage):
+    path = damage.make(str(tmp_path))
+    with pytest.raises(DataFileError) as info:
+        load_dataset(damage.dataset, str(tmp_path))
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    assert damage.expected in message, message
+    assert info.value.path == path and isinstance(info.value, ValueError)
+    assert not os.path.exists(ran_marker(path))  # the CIFAR pickle's code was never run
+
+
+def test_good_files_still_load_after_the_checks(tmp_path):
+    """The damage cases spoil good files: unspoiled, each dataset loads (labels 0 and 9 included)."""
+    write_mnist(str(tmp_path / "mnist"), gz=True)
+    write_cifar(str(tmp_path / "cifar" / "cifar-10-batches-py"))
+    for name, folder in (("fashion-mnist", "mnist"), ("cifar10", "cifar")):
+        data = load_dataset(name, str(tmp_path / folder))
+        assert 0 <= data.train_y.min() and data.train_y.max() <= 9 and len(data.eval_y) > 0
 
 
 def test_digits_split_is_fixed_and_stratified():

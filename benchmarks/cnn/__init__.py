@@ -10,7 +10,7 @@ sweep, then seeds), store.py the per-run files that make it resumable, tables.py
 the outputs from the CSV alone, ddp.py the torchrun entry point. See README.md for the columns.
 """
 
-from .data import DATASETS, DataNotFoundError, ImageData, load_dataset
+from .data import DATASETS, DataFileError, DataNotFoundError, ImageData, load_dataset
 from .report import write_cnn_report
 from .store import RunKey, resumable_run
 from .sweep import BUDGETS, Budget, lr_grid, run_cnn, select_lr
@@ -20,6 +20,7 @@ __all__ = [
     "BUDGETS",
     "DATASETS",
     "Budget",
+    "DataFileError",
     "DataNotFoundError",
     "ImageData",
     "RunKey",

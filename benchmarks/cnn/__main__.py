@@ -9,7 +9,7 @@ import sys
 
 from benchmarks import optimizer_specs
 
-from .data import DATASETS, DataNotFoundError
+from .data import DATASETS, DataFileError, DataNotFoundError
 from .report import write_cnn_report
 from .sweep import run_cnn
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.no_progress,
                 threads=args.threads,
             )
-        except DataNotFoundError as e:
+        except (DataNotFoundError, DataFileError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         a = rows.attrs

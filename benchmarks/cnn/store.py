@@ -56,7 +56,7 @@ def resumable_run(
             stored = pd.read_csv(path)
             if _matches(stored, key, config, epochs):
                 return stored, False
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, AttributeError, KeyError):
+        except (ValueError, AttributeError, KeyError):  # ValueError: ParserError, EmptyDataError, not UTF-8
             pass  # unreadable or from an older layout: run it again
     write_csv(run(), path)
     return pd.read_csv(path), True
