@@ -24,6 +24,23 @@ def _provenance_and_first_table(md_path: str, heading: str) -> str:
     return "\n".join([made_by, "", *lines[table_start:table_end]])
 
 
+def _provenance_and_tables(md_path: str, heading: str, tables: int) -> str:
+    """The 'Made by' line of a report, then everything after `heading` up to the end of its
+    `tables`-th table: each table with the line above it that says what its cells are."""
+    lines = open(md_path, encoding="utf-8").read().splitlines()
+    made_by = next(line for line in lines if line.startswith("Made by"))
+    start = lines.index(heading) + 1
+    end, seen = start, 0
+    while seen < tables:
+        table_start = next(i for i in range(end, len(lines)) if lines[i].startswith("|"))
+        end = next((i for i in range(table_start, len(lines)) if not lines[i].startswith("|")), len(lines))
+        seen += 1
+    body = lines[start:end]
+    while body and not body[0]:
+        body.pop(0)
+    return "\n".join([made_by, "", *body])
+
+
 def speed_headline(csv_path: str) -> str:
     """Ours against the peer each target names, on the headline workloads."""
     from benchmarks.metadata import provenance_line
@@ -54,11 +71,11 @@ def speed_headline(csv_path: str) -> str:
 def blocks(results: str) -> dict[str, str]:
     """NAME -> generated block, for the results present under `results`."""
     makers = {
-        "functions": lambda: _provenance_and_first_table(
-            os.path.join(results, "functions", "convergence.md"), "## Tuned learning rate"
+        "functions": lambda: _provenance_and_tables(
+            os.path.join(results, "functions", "convergence.md"), "## Tuned hyperparameters", 2
         ),
-        "saddles": lambda: _provenance_and_first_table(
-            os.path.join(results, "saddles", "convergence.md"), "## Default hyperparameters"
+        "saddles": lambda: _provenance_and_tables(
+            os.path.join(results, "saddles", "convergence.md"), "## Escape against lr", 1
         ),
         "cnn": lambda: _provenance_and_first_table(os.path.join(results, "cnn", "cnn.md"), "## Convergence"),
         "speed": lambda: speed_headline(os.path.join(results, "speed", "speed_cpu.csv")),

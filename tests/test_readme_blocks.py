@@ -6,12 +6,12 @@ from benchmarks.readme import update_readme
 
 REPORT = (
     "# Title\n\nMade by `optbench all` at commit `abc`.\n\n## {heading}\n\n"
-    "intro\n\n| a | b |\n|---|---|\n| {cell} | 2 |\n\nafter\n"
+    "intro\n\n| a | b |\n|---|---|\n| {cell} | 2 |\n\nprofile\n\n| c |\n|---|\n| {cell}-2 |\n\nafter\n"
 )
 
 
 def _results(tmp_path, cell):
-    for part, heading in (("functions", "Tuned learning rate"), ("saddles", "Default hyperparameters")):
+    for part, heading in (("functions", "Tuned hyperparameters"), ("saddles", "Escape against lr")):
         (tmp_path / part).mkdir(parents=True, exist_ok=True)
         (tmp_path / part / "convergence.md").write_text(REPORT.format(heading=heading, cell=cell))
     (tmp_path / "cnn").mkdir(exist_ok=True)
@@ -48,6 +48,8 @@ def test_blocks_follow_results_and_rewrite_idempotently(tmp_path):
     text = readme.read_text()
     assert "old" not in text and text.startswith("intro\n") and text.count("\ntext\n") == 4
     assert text.count("| first | 2 |") == 3  # functions, saddles, cnn tables copied
+    assert text.count("| first-2 |") == 1  # functions: its second table (the performance profile) too
+    assert text.count("intro") == 3  # with the line that says what the cells are (cnn: its table only)
     assert "| 16M | adam | 10.00 | 100% | torch-fused | 12.00 | 80% | 1.20× |" in text
     assert not update_readme(results, str(readme))  # same results: unchanged
     update_readme(_results(tmp_path / "results", cell="second"), str(readme))
