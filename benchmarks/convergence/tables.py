@@ -66,8 +66,7 @@ def overview(summary: pd.DataFrame, problems: list[str], optimizers: list[str]) 
     """optimizer x problem: median steps to threshold (failures as never) · success rate."""
 
     def cell(r) -> str:
-        steps = "—" if not math.isfinite(r.steps_median) else f"{r.steps_median:.0f}"
-        return f"{steps} · {_pct(r.success_rate)}"
+        return f"{_steps_cell(r)} · {_success_cell(r)}"
 
     cells = {(r.optimizer, r.problem): cell(r) for r in summary.itertuples()}
     rows = [[opt, *[cells.get((opt, p), "") for p in problems]] for opt in optimizers]
@@ -229,7 +228,8 @@ def markdown_report(runs: pd.DataFrame, seconds: float | None = None) -> str:
             f"## {title}",
             "",
             f"Median steps to threshold over n = {n} held-out seeds, failures counted as never (— when "
-            "half or more failed) · success rate:",
+            "half or more failed), [bootstrap 95% interval; ∞: it reaches never] · success rate [Wilson "
+            "95% interval]:",
             "",
             *overview(summary, problems, optimizers),
             "",
