@@ -193,3 +193,29 @@ def assert_masters_follow(ours: torch.optim.Optimizer, ref: torch.optim.Optimize
                 continue
             assert state[name].dtype == torch.float32, name
             assert rel_diff(state[name], ref_state[name]) <= tol, f"{name} {i}"
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface (for torchrun's rendezvous)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun_command(*target: str, processes: int = 2) -> list[str]:
+    """torchrun on one node over loopback with `processes` ranks, running `target` (a script and its
+    arguments, or -m and a module)."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        f"--nproc-per-node={processes}",
+        "--master-addr=127.0.0.1",
+        f"--master-port={free_port()}",
+        *target,
+    ]

@@ -4,9 +4,7 @@ rank holds the same parameters, BN buffers and optimizer state (exp_avg, exp_avg
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -14,27 +12,15 @@ import torch
 import torch.distributed as dist
 
 from benchmarks.metadata import REPO
+from tests.helpers import torchrun_command
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("optimizer", ["DiffGrad", "Nesterov"])
 def test_two_ranks_stay_identical(tmp_path, optimizer):
     state_dir, out = tmp_path / "state", tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nnodes=1",
-        "--nproc-per-node=2",
-        "--master-addr=127.0.0.1",
-        f"--master-port={free_port()}",
+    command = torchrun_command(
         "-m",
         "benchmarks.cnn.ddp",
         "--optimizer",
@@ -47,7 +33,7 @@ def test_two_ranks_stay_identical(tmp_path, optimizer):
         str(state_dir),
         "--out",
         str(out),
-    ]
+    )
     env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=150)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

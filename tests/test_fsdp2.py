@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
 import torch
 import torch.distributed as dist
 
 from benchmarks.metadata import REPO
-from tests.helpers import PARITY_TOL, rel_diff
-from tests.test_cnn_ddp import free_port
+from tests.helpers import PARITY_TOL, rel_diff, torchrun_command
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo")
 
@@ -25,18 +23,9 @@ CLASSES = ["Momentum", "RMSProp", "Adam", "AdamW", "DiffGrad"]
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("fsdp2")
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nnodes=1",
-        "--nproc-per-node=2",
-        "--master-addr=127.0.0.1",
-        f"--master-port={free_port()}",
-        os.path.join(REPO, "tests", "distributed", "fsdp2_worker.py"),
-        "--out",
-        str(out),
-    ]
+    command = torchrun_command(
+        os.path.join(REPO, "tests", "distributed", "fsdp2_worker.py"), "--out", str(out)
+    )
     env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
