@@ -9,7 +9,7 @@ Problems live in benchmarks.problems, optimizer configurations in benchmarks.opt
 the scoring, tables.py and plots.py read only the CSVs. See README.md for the columns.
 """
 
-from .metrics import select_trial, summarize
+from .metrics import headline, select_trial
 from .report import write_report
 from .runner import BatchResult, Slab, run_batch
 from .tuning import TRIALS, run_sweep
@@ -20,7 +20,7 @@ __all__ = [
     "Slab",
     "run_batch",
     "run_sweep",
+    "headline",
     "select_trial",
-    "summarize",
     "write_report",
 ]

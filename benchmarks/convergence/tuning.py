@@ -242,17 +242,7 @@ def _tuned_stages(stage, specs, probs, trials, refine_trials, tune_seeds, eval_s
         )
         for s in specs
     ]
-    slabs += [
-        Slab.uniform(
-            s,
-            s.default_lr,
-            probs,
-            (*eval_seeds, DEFAULT_START),
-            tags={"stage": "default"},
-            record_curves=True,
-        )
-        for s in specs
-    ]
+    slabs += _default_slabs(specs, probs, eval_seeds, trajectories=False)
     stage("final + default", slabs, chosen, record_steps=record)
 
 
@@ -269,7 +259,13 @@ def _lr_curve_stages(stage, specs, probs, eval_seeds, record) -> None:
         for s in specs
         for lr in SADDLE_LRS
     ]
-    slabs += [
+    slabs += _default_slabs(specs, probs, eval_seeds, trajectories=True)  # no final stage to draw
+    stage("lr-curve + default", slabs, record_steps=record)
+
+
+def _default_slabs(specs, probs, eval_seeds, trajectories: bool) -> list[Slab]:
+    """Each spec at its default hyperparameters on the held-out seeds and the default start."""
+    return [
         Slab.uniform(
             s,
             s.default_lr,
@@ -277,11 +273,10 @@ def _lr_curve_stages(stage, specs, probs, eval_seeds, record) -> None:
             (*eval_seeds, DEFAULT_START),
             tags={"stage": "default"},
             record_curves=True,
-            record_trajectories=True,
+            record_trajectories=trajectories,
         )
         for s in specs
     ]
-    stage("lr-curve + default", slabs, record_steps=record)
 
 
 # What a stored unit's numbers depend on besides its settings: the benchmark code, the optimizers'
