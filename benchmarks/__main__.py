@@ -2,4 +2,5 @@
 
 from benchmarks.cli import main
 
-main()
+if __name__ == "__main__":  # the CNN benchmark's spawned workers import this module too
+    main()

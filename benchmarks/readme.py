@@ -14,16 +14,6 @@ from benchmarks.resume import atomic_write
 HEADLINE_WORKLOADS = ("16M", "resnet50")
 
 
-def _provenance_and_first_table(md_path: str, heading: str) -> str:
-    """The 'Made by' line of a report and the first table after `heading`."""
-    lines = open(md_path, encoding="utf-8").read().splitlines()
-    made_by = next(line for line in lines if line.startswith("Made by"))
-    start = lines.index(heading)
-    table_start = next(i for i in range(start, len(lines)) if lines[i].startswith("|"))
-    table_end = next((i for i in range(table_start, len(lines)) if not lines[i].startswith("|")), len(lines))
-    return "\n".join([made_by, "", *lines[table_start:table_end]])
-
-
 def _provenance_and_tables(md_path: str, heading: str, tables: int) -> str:
     """The 'Made by' line of a report, then everything after `heading` up to the end of its
     `tables`-th table: each table with the line above it that says what its cells are."""
@@ -77,7 +67,7 @@ def blocks(results: str) -> dict[str, str]:
         "saddles": lambda: _provenance_and_tables(
             os.path.join(results, "saddles", "convergence.md"), "## Escape against lr", 1
         ),
-        "cnn": lambda: _provenance_and_first_table(os.path.join(results, "cnn", "cnn.md"), "## Convergence"),
+        "cnn": lambda: _provenance_and_tables(os.path.join(results, "cnn", "cnn.md"), "## Results", 1),
         "speed": lambda: speed_headline(os.path.join(results, "speed", "speed_cpu.csv")),
     }
     out = {}

@@ -23,6 +23,29 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     return (max(0.0, center - half), min(1.0, center + half))
 
 
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): Student-t interval of the mean over independent runs (seeds). NaN bounds for
+    fewer than two values; +-inf in the values gives an infinite mean and bounds."""
+    from scipy.stats import t as student_t
+
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return (math.nan, math.nan, math.nan)
+    mean = float(v.mean())
+    if v.size < 2 or not math.isfinite(mean):
+        return (mean, math.nan, math.nan) if v.size < 2 else (mean, mean, mean)
+    half = float(student_t.ppf(0.5 + confidence / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return (mean, mean - half, mean + half)
+
+
+def geometric_mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """mean_ci on log values, mapped back: for positive quantities spread over decades (training loss)."""
+    v = np.asarray(values, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(v)
+    return tuple(float(np.exp(x)) for x in mean_ci(logs, confidence))
+
+
 def median_or_never(values: Sequence[float]) -> float:
     """The median where failures are +inf: finite only when more than half succeeded."""
     v = np.asarray(values, dtype=float)

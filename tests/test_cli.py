@@ -137,13 +137,13 @@ def test_cnn_data_not_found_is_a_usage_error(monkeypatch, tmp_path, capsys):
         cli.main(["cnn", "--dataset", "cifar10", "--data-dir", "/nowhere", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "data_batch_1" in err and "--dataset digits" in err, err
+    assert err.count("\n") == 1 and "data_batch_1" in err and "--dataset mnist1d" in err, err
 
 
 PARSER_ERRORS = [
     (["functions", "--seeds", "300000"], ["--seeds", "at most 5000", "'300000'", "memory"]),
     (["saddles", "--steps", "1" + "0" * 30], ["--steps", "at most 100000", "hours"]),
-    (["cnn", "--epochs", "1" + "0" * 30], ["--epochs", "at most 1000", "20 epochs"]),
+    (["cnn", "--epochs", "1" + "0" * 30], ["--epochs", "at most 1000", "30 epochs"]),
     (["cnn", "--seeds", "5001"], ["--seeds", "at most 5000", "training run"]),
     (["all", "--steps", "100001"], ["--steps", "at most 100000"]),
     (["speed", "--rounds", "10001"], ["--rounds", "at most 10000"]),
@@ -200,7 +200,7 @@ def test_damaged_dataset_file_is_one_line_and_exit_status_2(damage, tmp_path, ca
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"optbench cnn: error: damaged {damage.dataset} file"), err
-    assert path in err and damage.expected in err and "--dataset digits" in err, err
+    assert path in err and damage.expected in err and "--dataset mnist1d" in err, err
     assert not os.path.exists(out / "cnn" / "runs")  # refused before any training
 
 
@@ -260,7 +260,7 @@ def test_non_utf8_cnn_run_file_is_trained_again(tmp_path, capsys):
     """A run file that is not text at all is one more damaged run file: trained again, like garbage."""
     pytest.importorskip("benchmarks.cnn")
     argv = ["cnn", "--quick", "--optimizers", "SGD", "--seeds", "1", "--epochs", "1", "--no-plots"]
-    argv += ["--no-progress", "--out", str(tmp_path)]
+    argv += ["--no-progress", "--jobs", "1", "--out", str(tmp_path)]
     cli.main(argv)
     first = pd.read_csv(tmp_path / "cnn" / "cnn_epochs.csv")
     runs = tmp_path / "cnn" / "runs"
@@ -270,7 +270,7 @@ def test_non_utf8_cnn_run_file_is_trained_again(tmp_path, capsys):
     cli.main(argv)
     assert f"cnn: 1 runs trained, {len(os.listdir(runs)) - 1} loaded" in capsys.readouterr().out
     again = pd.read_csv(tmp_path / "cnn" / "cnn_epochs.csv")
-    timing = [c for c in first.columns if c.endswith("_seconds")]
+    timing = [c for c in first.columns if c.endswith("_seconds") or c == "step_ms"]
     pd.testing.assert_frame_equal(first.drop(columns=timing), again.drop(columns=timing))
 
 
@@ -468,15 +468,14 @@ def test_cnn_command_passes_its_options(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cnn, "write_cnn_report", lambda csv, out, **kw: [os.path.join(out, "cnn.md")])
     cli.main(["cnn", "--quick", "--optimizers", "Adam", "--no-progress", "--out", str(tmp_path)])
     optimizers, seeds, epochs, dataset, data_dir, out = seen["args"]
-    assert (optimizers, seeds, epochs, dataset, data_dir) == (
-        ["Adam"],
-        cli.QUICK_CNN_SEEDS,
-        None,
-        "digits",
-        None,
-    )
+    assert (optimizers, seeds, epochs, dataset, data_dir) == (["Adam"], None, None, "mnist1d", None)
     assert out == os.path.join(str(tmp_path), "cnn")
-    assert seen["kwargs"] == {"device": "cpu", "quick": True, "progress": False}
+    expected = {"device": "cpu", "quick": True, "progress": False, "schedule": "constant", "jobs": None}
+    assert seen["kwargs"] == expected
+    argv = ["cnn", "--schedule", "cosine", "--jobs", "3", "--seeds", "7", "--no-progress"]
+    argv += ["--out", str(tmp_path)]
+    cli.main(argv)
+    assert seen["args"][1] == 7 and seen["kwargs"]["schedule"] == "cosine" and seen["kwargs"]["jobs"] == 3
 
 
 def test_all_runs_every_part_in_order(tmp_path, monkeypatch, capsys):

@@ -26,8 +26,8 @@ def test_idx_files_load(tmp_path, name, gz):
     assert data.train_x.dtype == torch.uint8 and data.train_y.dtype == torch.int64
     assert torch.equal(data.train_x[:, 0], torch.from_numpy(written["train"][0]))
     assert torch.equal(data.train_y, torch.from_numpy(written["train"][1]).long())
-    assert torch.equal(data.eval_x[:, 0], torch.from_numpy(written["test"][0]))
-    assert torch.equal(data.eval_y, torch.from_numpy(written["test"][1]).long())
+    assert torch.equal(data.test_x[:, 0], torch.from_numpy(written["test"][0]))
+    assert torch.equal(data.test_y, torch.from_numpy(written["test"][1]).long())
     batch = data.normalize(data.train_x)  # standardized with the training set's statistics
     assert batch.dtype == torch.float32
     assert abs(batch.mean().item()) < 1e-4 and abs(batch.std().item() - 1) < 1e-3
@@ -74,10 +74,10 @@ def test_missing_data_dir(tmp_path, name):
 def test_cifar_batches_load(tmp_path):
     written = write_cifar(str(tmp_path / "cifar-10-batches-py"))
     data = load_dataset("cifar10", str(tmp_path))
-    assert data.shape == (3, 32, 32) and len(data.train_y) == 30 and len(data.eval_y) == 6
+    assert data.shape == (3, 32, 32) and len(data.train_y) == 30 and len(data.test_y) == 6
     assert torch.equal(data.train_x[:6], torch.from_numpy(written["data_batch_1"][0]))
     assert torch.equal(data.train_y[-6:], torch.from_numpy(written["data_batch_5"][1]).long())
-    assert torch.equal(data.eval_x, torch.from_numpy(written["test_batch"][0]))
+    assert torch.equal(data.test_x, torch.from_numpy(written["test_batch"][0]))
     assert data.mean.shape == (3,) and data.std.shape == (3,)
 
 
@@ -94,8 +94,8 @@ def test_cifar_batch_as_the_download_has_it(tmp_path):
     }
     (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=2))
     data = load_dataset("cifar10", str(tmp_path))
-    assert torch.equal(data.eval_x, torch.from_numpy(images))
-    assert data.eval_y.tolist() == [int(y) for y in labels]
+    assert torch.equal(data.test_x, torch.from_numpy(images))
+    assert data.test_y.tolist() == [int(y) for y in labels]
 
 
 def test_cifar_missing_batch(tmp_path):
@@ -124,23 +124,52 @@ def test_good_files_still_load_after_the_checks(tmp_path):
     write_cifar(str(tmp_path / "cifar" / "cifar-10-batches-py"))
     for name, folder in (("fashion-mnist", "mnist"), ("cifar10", "cifar")):
         data = load_dataset(name, str(tmp_path / folder))
-        assert 0 <= data.train_y.min() and data.train_y.max() <= 9 and len(data.eval_y) > 0
+        assert 0 <= data.train_y.min() and data.train_y.max() <= 9 and len(data.test_y) > 0
 
 
 def test_digits_split_is_fixed_and_stratified():
     a, b = load_dataset("digits"), load_dataset("digits")
-    assert a.shape == (1, 8, 8) and len(a.train_y) + len(a.eval_y) == 1797
-    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.eval_y, b.eval_y)
-    assert 0.19 < len(a.eval_y) / 1797 < 0.21
-    assert set(a.eval_y.tolist()) == set(range(10))
+    assert a.shape == (1, 8, 8) and len(a.train_y) + len(a.test_y) == 1797
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
+    assert 0.19 < len(a.test_y) / 1797 < 0.21
+    assert set(a.test_y.tolist()) == set(range(10))
     val = a.validation_split(0.2)
-    assert val.eval_split == "val" and len(val.train_y) + len(val.eval_y) == len(a.train_y)
+    assert len(val.train_y) + len(val.val_y) == len(a.train_y)
+    assert torch.equal(val.test_x, a.test_x)  # the test split is untouched
+    assert set(val.evaluation_splits()) == {"val", "test"}
     # the validation images come from the training set, not the test set
     train_rows = {tuple(x.flatten().tolist()) for x in a.train_x}
-    assert all(tuple(x.flatten().tolist()) in train_rows for x in val.eval_x[:50])
+    assert all(tuple(x.flatten().tolist()) in train_rows for x in val.val_x[:50])
+    held = val.without_test()
+    assert held.test_x is None and set(held.evaluation_splits()) == {"val"}
+    assert held.sizes() == {"train_size": len(val.train_y), "val_size": len(val.val_y), "test_size": 0}
+
+
+def test_mnist1d_is_generated_locally_with_the_published_settings():
+    """MNIST-1D from the mnist1d package's generator (never its downloader): 4,000 + 1,000 signals of
+    length 40, balanced classes, the same data every time, and the global RNGs left as they were."""
+    import random
+
+    np.random.seed(123)
+    random.seed(7)
+    expected_np, expected_py = np.random.random(), random.random()
+    np.random.seed(123)
+    random.seed(7)
+    a = load_dataset("mnist1d")
+    assert (np.random.random(), random.random()) == (expected_np, expected_py)
+    b = load_dataset("mnist1d")
+    assert a.shape == (1, 40) and a.classes == 10 and a.train_x.dtype == torch.float32
+    assert len(a.train_y) == 4000 and len(a.test_y) == 1000
+    assert torch.bincount(torch.cat([a.train_y, a.test_y])).tolist() == [500] * 10
+    assert torch.equal(a.train_x, b.train_x) and a.fingerprint() == b.fingerprint()
+    # the mnist1d generator's own standardization of the whole set, before our per-channel one
+    whole = torch.cat([a.train_x, a.test_x])
+    assert abs(whole.mean().item()) < 1e-3 and abs(whole.std().item() - 1) < 1e-3
+    batch = a.normalize(a.train_x[:7])
+    assert batch.shape == (7, 1, 40) and batch.dtype == torch.float32
 
 
 def test_unknown_dataset():
-    assert DATASETS == ("digits", "mnist", "fashion-mnist", "cifar10")
+    assert DATASETS == ("mnist1d", "digits", "mnist", "fashion-mnist", "cifar10")
     with pytest.raises(ValueError, match="unknown dataset"):
         load_dataset("imagenet")

@@ -52,7 +52,7 @@ def test_two_ranks_stay_identical(tmp_path, optimizer):
 
     rows = pd.read_csv(out / "ddp_epochs.csv")
     assert rows.epoch.tolist() == [1, 2] and (rows.world_size == 2).all() and rows.replicas_identical.all()
-    assert rows.eval_accuracy.iloc[-1] > 0.7
+    assert rows.test_accuracy.iloc[-1] > 0.7
     # each rank took batches of 32 from its half of the images
     per_rank = -(-int(rows.train_size.iloc[0]) // 2)
     assert rows.steps.iloc[-1] == 2 * -(-per_rank // 32)

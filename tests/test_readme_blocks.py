@@ -15,7 +15,7 @@ def _results(tmp_path, cell):
         (tmp_path / part).mkdir(parents=True, exist_ok=True)
         (tmp_path / part / "convergence.md").write_text(REPORT.format(heading=heading, cell=cell))
     (tmp_path / "cnn").mkdir(exist_ok=True)
-    (tmp_path / "cnn" / "cnn.md").write_text(REPORT.format(heading="Convergence", cell=cell))
+    (tmp_path / "cnn" / "cnn.md").write_text(REPORT.format(heading="Results", cell=cell))
     (tmp_path / "speed").mkdir(exist_ok=True)
     meta = dict(
         command="optbench all",
@@ -49,7 +49,7 @@ def test_blocks_follow_results_and_rewrite_idempotently(tmp_path):
     assert "old" not in text and text.startswith("intro\n") and text.count("\ntext\n") == 4
     assert text.count("| first | 2 |") == 3  # functions, saddles, cnn tables copied
     assert text.count("| first-2 |") == 1  # functions: its second table (the performance profile) too
-    assert text.count("intro") == 3  # with the line that says what the cells are (cnn: its table only)
+    assert text.count("intro") == 4  # each with the line above it that says what the cells are
     assert "| 16M | adam | 10.00 | 100% | torch-fused | 12.00 | 80% | 1.20× |" in text
     assert not update_readme(results, str(readme))  # same results: unchanged
     update_readme(_results(tmp_path / "results", cell="second"), str(readme))

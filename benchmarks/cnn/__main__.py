@@ -1,5 +1,6 @@
-"""python -m benchmarks.cnn [--out results/cnn] [--dataset digits|mnist|fashion-mnist|cifar10 --data-dir DIR]
-[--optimizers NAME ...] [--seeds 3] [--epochs N] [--quick] [--report-only]"""
+"""python -m benchmarks.cnn [--out results/cnn] [--dataset mnist1d|digits|mnist|fashion-mnist|cifar10
+[--data-dir DIR]] [--optimizers NAME ...] [--seeds N] [--epochs N] [--schedule constant|step|cosine]
+[--jobs N] [--quick] [--report-only]"""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from benchmarks import optimizer_specs
 
 from .data import DATASETS, DataFileError, DataNotFoundError
 from .report import write_cnn_report
+from .schedules import SCHEDULES
 from .sweep import run_cnn
 
 
@@ -19,19 +21,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", default="results/cnn", help="output folder (runs/ inside it makes reruns resume)"
     )
-    parser.add_argument("--dataset", default="digits", choices=DATASETS)
-    parser.add_argument("--data-dir", help="folder with the dataset's files (all but digits)")
+    parser.add_argument("--dataset", default="mnist1d", choices=DATASETS)
+    parser.add_argument("--data-dir", help="folder with the dataset's files (mnist, fashion-mnist, cifar10)")
     parser.add_argument(
         "--optimizers",
         nargs="+",
         metavar="NAME",
         help=f"from {list(optimizer_specs.SPECS)} or 'torch' (default: {list(optimizer_specs.DEFAULT)})",
     )
-    parser.add_argument("--seeds", type=int, default=3, help="seeds at the chosen lr")
-    parser.add_argument("--epochs", type=int, help="epochs of the reported runs (default: per dataset)")
-    parser.add_argument("--quick", action="store_true", help="3 lrs, 3 epochs, at most 5,000 training images")
+    parser.add_argument("--seeds", type=int, help="held-out seeds at the chosen lr (default: per dataset)")
+    parser.add_argument("--epochs", type=int, help="epochs of every run (default: per dataset)")
+    parser.add_argument("--schedule", default="constant", choices=SCHEDULES)
+    parser.add_argument("--quick", action="store_true", help="3 + 1 lrs, 3 epochs, at most 1,000 inputs")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, help="torch threads (default: 1 on digits, else every core)")
+    parser.add_argument("--jobs", type=int, help="runs at once (default: per dataset)")
+    parser.add_argument("--threads", type=int, help="torch threads per run (default: per dataset)")
     parser.add_argument(
         "--report-only", action="store_true", help="only rewrite cnn.md and plots from the CSV"
     )
@@ -55,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
                 device=args.device,
                 quick=args.quick,
                 progress=not args.no_progress,
+                schedule=args.schedule,
                 threads=args.threads,
+                jobs=args.jobs,
             )
         except (DataNotFoundError, DataFileError) as e:
             print(f"error: {e}", file=sys.stderr)

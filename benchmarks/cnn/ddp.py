@@ -22,8 +22,11 @@ import torch.distributed as dist
 from benchmarks import optimizer_specs
 from benchmarks.resume import write_csv
 
-from .data import DATASETS, DataNotFoundError, load_dataset
-from .sweep import budget_for, row_metadata, typical_lr
+from .budget import budget_for
+from .data import DATASETS, DataFileError, DataNotFoundError, load_dataset
+from .executor import VALIDATION_FRACTION
+from .selection import typical_lr
+from .sweep import row_metadata
 from .train import World, train_run
 
 
@@ -82,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     spec = optimizer_specs.SPECS[args.optimizer]
     lr = args.lr if args.lr is not None else typical_lr(spec)
     try:
-        data = load_dataset(args.dataset, args.data_dir).subset(budget.max_train, budget.max_eval)
-    except DataNotFoundError as e:
+        data = load_dataset(args.dataset, args.data_dir).subset(budget.max_train, budget.max_test)
+    except (DataNotFoundError, DataFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    data = data.to(device)
+    data = data.validation_split(VALIDATION_FRACTION).to(device)
 
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(minutes=5))
     try:
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds = sum(r["train_seconds"] for r in result.records)
             print(
                 f"ddp: {size} ranks, {args.optimizer} lr {lr:g}, {budget.epochs} epochs: test accuracy "
-                f"{100 * last['eval_accuracy']:.1f}%, training {seconds:.2f} s; "
+                f"{100 * last['test_accuracy']:.1f}%, training {seconds:.2f} s; "
                 + ("replicas identical" if not mismatched else f"replicas DIFFER in {mismatched}")
             )
             if args.out:
@@ -125,12 +128,9 @@ def main(argv: list[str] | None = None) -> int:
                     hyperparams=spec.hyper_json(),
                     lr=lr,
                     seed=args.seed,
-                    eval_split=data.eval_split,
-                    train_size=len(data.train_y),
-                    eval_size=len(data.eval_y),
+                    **data.sizes(),
                     epochs_budget=budget.epochs,
                     batch_size=batch_size,
-                    target_accuracy=budget.target_accuracy,
                     world_size=size,
                     backend=dist.get_backend(),
                     replicas_identical=not mismatched,

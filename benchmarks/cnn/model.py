@@ -1,13 +1,21 @@
-"""A small CNN sized to its input: stages of conv3x3-BN-ReLU then 2x2 max-pooling, halving the image
-while it is at least 4 pixels across, at most 3 times (8x8 digits: 2 stages down to 2x2; 28x28 MNIST: 3,
-to 3x3; 32x32 CIFAR: 3, to 4x4), then a linear head on the flattened features."""
+"""The networks, one per input kind, chosen by build_model from the input's shape.
+
+- 1-D signals (MNIST-1D): Conv1dNet, the MNIST-1D paper's CNN: three conv layers of 25 channels
+  (kernels 5, 3, 3, stride 2, padding 1) with ReLU, then a linear head; no normalization layers, so the
+  optimizer alone sets how well the ill-scaled layers train (5,210 parameters at length 40).
+- images: SmallCNN, stages of conv3x3-BN-ReLU then 2x2 max-pooling, halving the image while it is at
+  least 4 pixels across, at most 3 times (8x8 digits: 2 stages down to 2x2; 28x28 MNIST: 3, to 3x3;
+  32x32 CIFAR: 3, to 4x4), then a linear head on the flattened features."""
 
 from __future__ import annotations
 
 from torch import nn
 
 WIDTHS = (32, 64, 128)
-"""Channels of the stages, in order; an input needs at most this many stages."""
+"""Channels of SmallCNN's stages, in order; an input needs at most this many stages."""
+
+CONV1D_LAYERS = ((25, 5), (25, 3), (25, 3))
+"""Conv1dNet's (channels, kernel) per layer, each with stride 2 and padding 1 (MNIST-1D's ConvBase)."""
 
 
 def stages_for(size: int) -> int:
@@ -45,8 +53,31 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x).flatten(1))
 
 
-def build_model(shape: tuple[int, int, int], classes: int) -> SmallCNN:
-    """The model for (C, H, W) inputs (square images)."""
+class Conv1dNet(nn.Module):
+    def __init__(self, in_channels: int, length: int, classes: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for width, kernel in CONV1D_LAYERS:
+            layers += [nn.Conv1d(channels, width, kernel, stride=2, padding=1), nn.ReLU()]
+            channels = width
+            length = (length + 2 - kernel) // 2 + 1
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(channels * length, classes)
+        self.description = (
+            f"Conv1dNet(in {in_channels}ch, conv1d {[w for w, _ in CONV1D_LAYERS]} kernels "
+            f"{[k for _, k in CONV1D_LAYERS]} stride 2 + ReLU, no BN, "
+            f"linear {self.head.in_features}->{classes})"
+        )
+
+    def forward(self, x):
+        return self.head(self.features(x).flatten(1))
+
+
+def build_model(shape: tuple[int, ...], classes: int) -> nn.Module:
+    """The model for (C, L) signals or (C, H, W) square images."""
+    if len(shape) == 2:
+        return Conv1dNet(shape[0], shape[1], classes)
     channels, height, width = shape
     if height != width:
         raise ValueError(f"SmallCNN expects square images, got {height}x{width}")

@@ -7,6 +7,8 @@ import os
 
 import pandas as pd
 
+from benchmarks.resume import atomic_write
+
 from .plots import write_plots
 from .tables import markdown_report
 
@@ -22,6 +24,6 @@ def write_cnn_report(csv_path: str, out_dir: str, plots: bool = True) -> list[st
             last_call = json.load(f)
     os.makedirs(out_dir, exist_ok=True)
     md = os.path.join(out_dir, "cnn.md")
-    with open(md, "w") as f:
-        f.write(markdown_report(rows, last_call) + "\n")
+    text = (markdown_report(rows, last_call) + "\n").encode()
+    atomic_write(md, lambda f: f.write(text))
     return [md, *(write_plots(rows, out_dir) if plots else [])]

@@ -1,6 +1,8 @@
 """Resumability: every finished run is its own small CSV under out_dir/runs/, written atomically (a temp
-file in the same folder, then os.replace), so an interrupted sweep loses at most the run in progress and
-a rerun loads what is there instead of training it again."""
+file in the same folder, then os.replace), so an interrupted sweep loses at most the runs in progress and
+a rerun loads what is there instead of training it again. A run's file name carries the hash of every
+setting that determines its rows, so runs of other settings (another dataset, schedule, epochs...) share
+the folder without replacing each other."""
 
 from __future__ import annotations
 
@@ -16,20 +18,22 @@ from benchmarks.resume import write_csv
 
 @dataclass(frozen=True)
 class RunKey:
-    """What identifies a run within one output folder."""
+    """What identifies a run: its stage, optimizer, lr and seed, and `config`, a hash of the settings
+    (a non-numeric string, stored in the run's `config` column too)."""
 
     stage: str  # "sweep" or "final"
     optimizer: str
     lr: float
     seed: int
+    config: str
 
     @property
     def filename(self) -> str:
         slug = re.sub(r"[^a-z0-9]+", "-", self.optimizer.lower()).strip("-")
-        return f"{self.stage}__{slug}__lr{self.lr:g}__seed{self.seed}.csv"
+        return f"{self.stage}__{slug}__lr{self.lr:g}__seed{self.seed}__{self.config}.csv"
 
 
-def _matches(frame: pd.DataFrame, key: RunKey, config: str, epochs: int) -> bool:
+def _matches(frame: pd.DataFrame, key: RunKey, epochs: int) -> bool:
     """A stored run counts only if it is this key's, made with this configuration, and complete."""
     return (
         len(frame) == epochs
@@ -38,25 +42,37 @@ def _matches(frame: pd.DataFrame, key: RunKey, config: str, epochs: int) -> bool
         and (frame.stage == key.stage).all()
         and (frame.seed == key.seed).all()
         and (frame.lr == key.lr).all()
-        and (frame.config == config).all()
+        and (frame.config == key.config).all()
     )
 
 
-def resumable_run(
-    runs_dir: str, key: RunKey, config: str, epochs: int, run: Callable[[], pd.DataFrame]
-) -> tuple[pd.DataFrame, bool]:
-    """The run's rows, and whether it was trained now: loads runs_dir/<key.filename> when it holds this
-    key's `epochs` rows made with the same `config`; otherwise calls `run()` (which must return such
-    rows), writes them atomically and returns them as read back, so a fresh run and a loaded one give
-    identical frames. `config` identifies the settings: a non-numeric string stored in the `config`
-    column (run_cnn's is a hash of dataset, sizes, epochs, batch, hyperparameters and model)."""
+def load_run(runs_dir: str, key: RunKey, epochs: int) -> pd.DataFrame | None:
+    """The stored rows of this run when its file holds all `epochs` of them; None otherwise (missing,
+    incomplete, damaged or of another layout: the run is trained again)."""
     path = os.path.join(runs_dir, key.filename)
-    if os.path.exists(path):
-        try:
-            stored = pd.read_csv(path)
-            if _matches(stored, key, config, epochs):
-                return stored, False
-        except (ValueError, AttributeError, KeyError):  # ValueError: ParserError, EmptyDataError, not UTF-8
-            pass  # unreadable or from an older layout: run it again
-    write_csv(run(), path)
-    return pd.read_csv(path), True
+    if not os.path.exists(path):
+        return None
+    try:
+        stored = pd.read_csv(path)
+        return stored if _matches(stored, key, epochs) else None
+    except (ValueError, AttributeError, KeyError):  # ValueError: ParserError, EmptyDataError, not UTF-8
+        return None
+
+
+def save_run(runs_dir: str, key: RunKey, frame: pd.DataFrame) -> pd.DataFrame:
+    """Writes the run's rows atomically and returns them as read back, so a fresh run and a loaded one
+    give identical frames."""
+    path = os.path.join(runs_dir, key.filename)
+    write_csv(frame, path)
+    return pd.read_csv(path)
+
+
+def resumable_run(
+    runs_dir: str, key: RunKey, epochs: int, run: Callable[[], pd.DataFrame]
+) -> tuple[pd.DataFrame, bool]:
+    """The run's rows, and whether it was trained now: load_run's when there, else run()'s (which must
+    return `epochs` rows of this key) saved by save_run."""
+    stored = load_run(runs_dir, key, epochs)
+    if stored is not None:
+        return stored, False
+    return save_run(runs_dir, key, run()), True

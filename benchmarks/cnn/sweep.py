@@ -1,23 +1,23 @@
-"""The protocol: for every optimizer, a small log-spaced lr sweep (one seed, a few epochs, trained on the
-training set minus a validation split and scored on that split), then several seeds at the chosen lr
-(trained on the whole training set, evaluated on the test set: the reported numbers).
+"""The protocol, for every optimizer:
 
-The lr is chosen by the lowest final validation loss (a diverged run's NaN counts as +inf), ties broken
-by the higher final validation accuracy, then by the smaller lr. The loss, not the accuracy, decides:
-on digits' 287 validation images most good lrs reach 100% accuracy, and the loss still tells them apart.
+1. **lr search** on `sweep_seeds` seeds (1000, 1001, ...): the grid of selection.py, then `lr_extra`
+   adaptive points, every run trained on the training set minus a validation split and scored on that
+   split only (its data has no test split). Every optimizer tries the same number of lrs.
+2. **held-out seeds** 0 .. seeds-1 at the chosen lr, trained on the same inputs, scored on the
+   validation and the test split after every epoch: the reported numbers.
 
-Every run is resumable (store.py): rerunning into the same out_dir trains only what is missing."""
+Every run is resumable (store.py): rerunning into the same out_dir trains only what is missing, and the
+adaptive lrs are recomputed from the stored sweep runs, so a resumed call tries and picks the same lrs."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 
 import pandas as pd
 import torch
@@ -25,82 +25,18 @@ import torch
 from benchmarks import optimizer_specs
 from benchmarks.metadata import run_metadata
 from benchmarks.optimizer_specs import OptimizerSpec
-from benchmarks.resume import write_csv
-from optimizers import Momentum
+from benchmarks.resume import atomic_write, write_csv
 
-from .data import DATASETS, ImageData, load_dataset
+from .budget import Budget, budget_for
+from .executor import DataRecipe, Executor, RunTask, default_jobs
 from .model import build_model
-from .store import RunKey, resumable_run
-from .train import train_run
+from .schedules import SCHEDULES
+from .selection import at_edge, lr_grid, lr_scores, next_lr, select_lr
+from .store import RunKey, load_run
 
 SWEEP_SEED = 1000
-"""The sweep's one seed, disjoint from the reported seeds 0..seeds-1."""
-VALIDATION_FRACTION = 0.2
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Per-dataset settings of the protocol."""
-
-    epochs: int  # reported runs
-    sweep_epochs: int
-    batch_size: int
-    target_accuracy: float  # the tables report epochs and seconds to reach it
-    lr_points: int = 5  # half a decade apart around the optimizer's typical lr
-    max_train: int | None = None  # caps on the training and test images (quick runs)
-    max_eval: int | None = None
-    threads: int | None = None  # torch threads (None: every core)
-
-
-BUDGETS: dict[str, Budget] = {
-    # Tiny tensors: a second thread mostly waits, and one thread keeps timings steady on a shared machine.
-    # Every optimizer passes 95% within an epoch or two; 98% still separates them.
-    "digits": Budget(epochs=20, sweep_epochs=6, batch_size=32, target_accuracy=0.98, threads=1),
-    "mnist": Budget(epochs=8, sweep_epochs=2, batch_size=128, target_accuracy=0.99),
-    "fashion-mnist": Budget(epochs=10, sweep_epochs=2, batch_size=128, target_accuracy=0.90),
-    "cifar10": Budget(epochs=20, sweep_epochs=3, batch_size=128, target_accuracy=0.70),
-}
-
-
-def budget_for(dataset: str, quick: bool = False, epochs: int | None = None) -> Budget:
-    """The dataset's budget; quick: 3 lrs, few epochs, at most 5,000 training and 1,000 test images.
-    epochs overrides the reported runs' epochs (the sweep keeps its own, capped by it)."""
-    if dataset not in BUDGETS:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {list(DATASETS)}")
-    budget = BUDGETS[dataset]
-    if quick:
-        budget = replace(budget, epochs=3, sweep_epochs=2, lr_points=3, max_train=5000, max_eval=1000)
-    if epochs is not None:
-        if epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {epochs}")
-        budget = replace(budget, epochs=epochs, sweep_epochs=min(budget.sweep_epochs, epochs))
-    return budget
-
-
-def typical_lr(spec: OptimizerSpec) -> float:
-    """The centre of an optimizer's sweep: where such rules usually work for a small CNN with BN."""
-    if issubclass(spec.cls, (Momentum, torch.optim.SGD)):
-        return 0.1 if spec.hyper.get("momentum", 0.0) == 0 else 0.0316
-    return 0.00316  # RMSProp and the Adam family
-
-
-def lr_grid(spec: OptimizerSpec, points: int = 5) -> list[float]:
-    """`points` lrs half a decade apart (1e-3, 3.16e-3, 1e-2, ...), centred on typical_lr: 5 points span
-    two decades."""
-    centre = round(2 * math.log10(typical_lr(spec)))  # in half-decades
-    first = centre - (points - 1) // 2
-    return [float(f"{10 ** ((first + k) / 2):.3g}") for k in range(points)]
-
-
-def select_lr(sweep: pd.DataFrame) -> dict[str, float]:
-    """optimizer -> chosen lr, from the sweep's rows: lowest final validation loss (NaN counts as +inf),
-    then the best final validation accuracy, then the smaller lr."""
-    last = sweep.loc[sweep.groupby(["optimizer", "lr"]).epoch.idxmax()]
-    last = last.assign(loss_key=last.eval_loss.fillna(math.inf))
-    ranked = last.sort_values(
-        ["loss_key", "eval_accuracy", "lr"], ascending=[True, False, True], kind="stable"
-    )
-    return {opt: float(part.lr.iloc[0]) for opt, part in ranked.groupby("optimizer", sort=False)}
+"""The first sweep seed; the sweep's seeds are disjoint from the held-out seeds 0 .. seeds-1."""
+STAGES = ("sweep", "final")
 
 
 def row_metadata(device: str) -> dict:
@@ -110,16 +46,91 @@ def row_metadata(device: str) -> dict:
     return meta
 
 
-def _run_frame(records: list[dict], columns: dict) -> pd.DataFrame:
-    frame = pd.DataFrame(records)
-    for i, (name, value) in enumerate(columns.items()):
-        frame.insert(i, name, value)
-    return frame
+class _Protocol:
+    """The state of one run_cnn call: what to train, what was trained or loaded, the progress bar."""
+
+    def __init__(self, specs, budget: Budget, data, dataset: str, schedule: str, runs_dir: str, meta, bar):
+        self.specs, self.budget, self.data = specs, budget, data
+        self.dataset, self.schedule, self.runs_dir = dataset, schedule, runs_dir
+        self.meta, self.bar = meta, bar
+        self.model = build_model(data["final"].shape, data["final"].classes).description
+        # Per stage: the sweep's data has no test split, so its runs do not depend on it.
+        self.fingerprints = {stage: d.fingerprint() for stage, d in data.items()}
+        self.frames: dict[RunKey, pd.DataFrame] = {}
+        self.ran: list[str] = []
+        self.loaded: list[str] = []
+
+    def task(self, stage: str, spec: OptimizerSpec, lr: float, seed: int) -> RunTask:
+        data = self.data[stage]
+        epochs = self.budget.epochs if stage == "final" else (self.budget.sweep_epochs or self.budget.epochs)
+        settings = {
+            "dataset": self.dataset,
+            "data": self.fingerprints[stage],
+            **data.sizes(),
+            "epochs": epochs,
+            "batch_size": self.budget.batch_size,
+            "schedule": self.schedule,
+            "hyperparams": spec.hyper_json(),
+            "model": self.model,
+        }
+        text = json.dumps(settings, sort_keys=True)
+        config = "cfg-" + hashlib.sha1(text.encode()).hexdigest()[:12]  # never parsed as a number
+        columns = {
+            "stage": stage,
+            "dataset": self.dataset,
+            "optimizer": spec.name,
+            "hyperparams": spec.hyper_json(),
+            "lr": lr,
+            "seed": seed,
+            "schedule": self.schedule,
+            **data.sizes(),
+            "epochs_budget": epochs,
+            "batch_size": self.budget.batch_size,
+            "loss_target": self.budget.loss_target,
+            "accuracy_target": self.budget.accuracy_target,
+            "world_size": 1,
+            "model": self.model,
+            "data_fingerprint": self.fingerprints[stage],
+        }
+        return RunTask(
+            RunKey(stage, spec.name, lr, seed, config),
+            spec,
+            epochs,
+            self.budget.batch_size,
+            self.schedule,
+            tuple(columns.items()),
+            tuple({**self.meta, "config": config}.items()),
+        )
+
+    def execute(self, executor: Executor, tasks: list[RunTask]) -> None:
+        """Loads the stored runs among `tasks`, trains the rest (in parallel where the executor can)."""
+        pending = []
+        for t in tasks:
+            stored = load_run(self.runs_dir, t.key, t.epochs)
+            if stored is None:
+                pending.append(t)
+            else:
+                self.frames[t.key] = stored
+                self.loaded.append(t.key.filename)
+                self.bar.update(t.epochs)
+        for t, frame in executor.run(pending):
+            self.frames[t.key] = frame
+            self.ran.append(t.key.filename)
+            self.bar.update(t.epochs)
+            self.bar.set_postfix_str(f"{t.key.stage} {t.key.optimizer} lr={t.key.lr:g}", refresh=False)
+
+    def stage_rows(self, stage: str) -> pd.DataFrame:
+        frames = [f for k, f in self.frames.items() if k.stage == stage]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def sweep_tasks(self, lrs: dict[str, list[float]]) -> list[RunTask]:
+        seeds = range(SWEEP_SEED, SWEEP_SEED + self.budget.sweep_seeds)
+        return [self.task("sweep", s, lr, seed) for s in self.specs for lr in lrs[s.name] for seed in seeds]
 
 
 def run_cnn(
     optimizers: Sequence[str] | None,
-    seeds: int,
+    seeds: int | None,
     epochs: int | None,
     dataset: str,
     data_dir: str | None,
@@ -128,126 +139,87 @@ def run_cnn(
     quick: bool = False,
     progress: bool = True,
     *,
+    schedule: str = "constant",
     threads: int | None = None,
+    jobs: int | None = None,
 ) -> pd.DataFrame:
     """Runs the protocol for every optimizer (names from benchmarks.optimizer_specs; None: DEFAULT) and
-    returns every epoch of every run (sweep and final; columns in README.md). Writes out_dir/runs/ (one
-    CSV per run, reused on rerun), out_dir/cnn_epochs.csv (all rows of this call) and out_dir/cnn_run.json.
-    Raises DataNotFoundError before any training if the dataset's files are missing.
+    returns every epoch of every run (sweep and final; columns in README.md). seeds, epochs: override
+    the dataset's budget (None: keep it). Writes out_dir/runs/ (one CSV per run, reused on rerun),
+    out_dir/cnn_epochs.csv (all rows of this call) and out_dir/cnn_run.json. Raises DataNotFoundError
+    or DataFileError before any training if the dataset's files are missing or damaged.
 
-    attrs of the result: seconds (wall time of this call), ran and loaded (run files trained now or reused).
-    threads: torch threads while it runs (None: the dataset's budget; restored afterwards)."""
+    jobs: runs at once in worker processes (None: the budget's, else one per core); threads: torch
+    threads per run (None: the budget's, else the cores shared among the jobs).
+    attrs of the result: seconds (wall time of this call), ran and loaded (run files trained or reused)."""
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
-    if seeds < 1:
-        raise ValueError(f"seeds must be at least 1, got {seeds}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
     specs = list({s.name: s for s in optimizer_specs.get(optimizers)}.values())  # each name once
-    budget = budget_for(dataset, quick, epochs)
-    data = load_dataset(dataset, data_dir).subset(budget.max_train, budget.max_eval)
-    tuning = data.validation_split(VALIDATION_FRACTION)
-    data, tuning = data.to(device), tuning.to(device)
-
-    previous_threads = torch.get_num_threads()
-    threads = threads or budget.threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
+    budget = budget_for(dataset, quick, epochs, seeds)
+    recipe = DataRecipe(dataset, data_dir, budget.max_train, budget.max_test, device)
+    data = recipe.build()
+    jobs = jobs or default_jobs(budget.jobs, device)
+    threads = threads or budget.threads or max(1, (os.cpu_count() or 1) // jobs)
     if torch.device(device).type == "cuda":
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-    meta = row_metadata(device)  # after set_num_threads: records the threads the runs use
+    meta = row_metadata(device) | {"threads": threads, "jobs": jobs}
     runs_dir = os.path.join(out_dir, "runs")
     grids = {s.name: lr_grid(s, budget.lr_points) for s in specs}
-    total = sum(len(g) for g in grids.values()) * budget.sweep_epochs + len(specs) * seeds * budget.epochs
-    bar = tqdm(total=total, desc=f"cnn {dataset}", unit="epoch", disable=not progress)
-    ran, loaded, frames = [], [], []
-    model = build_model(data.shape, data.classes).description
-
-    def execute(stage: str, spec: OptimizerSpec, lr: float, seed: int, split: ImageData, n_epochs: int):
-        key = RunKey(stage, spec.name, lr, seed)
-        # What a stored run must match to be reused; stored as a short hash (the columns hold the values).
-        config = json.dumps(
-            {
-                "dataset": dataset,
-                "eval_split": split.eval_split,
-                "train_size": len(split.train_y),
-                "eval_size": len(split.eval_y),
-                "epochs": n_epochs,
-                "batch_size": budget.batch_size,
-                "hyperparams": spec.hyper_json(),
-                "model": model,
-            },
-            sort_keys=True,
-        )
-        config = "cfg-" + hashlib.sha1(config.encode()).hexdigest()[:12]  # never parsed as a number
-        columns = {
-            "stage": stage,
-            "dataset": dataset,
-            "optimizer": spec.name,
-            "hyperparams": spec.hyper_json(),
-            "lr": lr,
-            "seed": seed,
-            "eval_split": split.eval_split,
-            "train_size": len(split.train_y),
-            "eval_size": len(split.eval_y),
-            "epochs_budget": n_epochs,
-            "batch_size": budget.batch_size,
-            "target_accuracy": budget.target_accuracy,
-            "world_size": 1,
-            "model": model,
-        }
-        bar.set_postfix_str(f"{stage} {spec.name} lr={lr:g} seed={seed}")
-
-        def run() -> pd.DataFrame:
-            result = train_run(
-                spec,
-                lr,
-                split,
-                seed=seed,
-                epochs=n_epochs,
-                batch_size=budget.batch_size,
-                device=device,
-                on_epoch=lambda _: bar.update(1),
-            )
-            return _run_frame(result.records, columns).assign(**meta, config=config)
-
-        frame, trained = resumable_run(runs_dir, key, config, n_epochs, run)
-        (ran if trained else loaded).append(key.filename)
-        if not trained:
-            bar.update(n_epochs)
-        frames.append(frame)
-        return frame
-
+    sweep_epochs = budget.sweep_epochs or budget.epochs
+    total = len(specs) * (budget.tuning_runs * sweep_epochs + budget.seeds * budget.epochs)
+    bar = tqdm(total=total, desc=f"cnn {dataset}", unit="epoch", disable=not progress, smoothing=0.05)
+    p = _Protocol(specs, budget, data, dataset, schedule, runs_dir, meta, bar)
+    tried = {name: list(g) for name, g in grids.items()}
     try:
-        sweep = [
-            execute("sweep", s, lr, SWEEP_SEED, tuning, budget.sweep_epochs)
-            for s in specs
-            for lr in grids[s.name]
-        ]
-        chosen = select_lr(pd.concat(sweep, ignore_index=True))
-        for s in specs:
-            for seed in range(seeds):
-                execute("final", s, chosen[s.name], seed, data, budget.epochs)
+        with Executor(recipe, data, runs_dir, jobs, threads) as executor:
+            p.execute(executor, p.sweep_tasks(grids))
+            for _ in range(budget.lr_extra):
+                scores = lr_scores(p.stage_rows("sweep"), budget.last_epochs)
+                extra = {}
+                for s in specs:
+                    part = scores[scores.optimizer == s.name]
+                    extra[s.name] = [next_lr(dict(zip(part.lr.astype(float), part.score.astype(float))))]
+                    tried[s.name] += extra[s.name]
+                p.execute(executor, p.sweep_tasks(extra))
+            scores = lr_scores(p.stage_rows("sweep"), budget.last_epochs)
+            chosen = select_lr(scores)
+            finals = [p.task("final", s, chosen[s.name], seed) for s in specs for seed in range(budget.seeds)]
+            p.execute(executor, finals)
     finally:
         bar.close()
-        torch.set_num_threads(previous_threads)
 
-    rows = pd.concat(frames, ignore_index=True)
+    order = {s.name: i for i, s in enumerate(specs)}
+    rows = pd.concat([p.stage_rows(stage) for stage in STAGES], ignore_index=True)
+    rows = rows.sort_values(
+        ["stage", "optimizer", "lr", "seed", "epoch"],
+        key=lambda c: (
+            c.map(order) if c.name == "optimizer" else (c.map(STAGES.index) if c.name == "stage" else c)
+        ),
+        kind="stable",
+    ).reset_index(drop=True)
+    # How the lr was chosen, for the report (not a setting of any run: stored runs do not carry it).
+    rows = rows.assign(selection_epochs=budget.last_epochs, lr_extra=budget.lr_extra)
     seconds = time.perf_counter() - started
     write_csv(rows, os.path.join(out_dir, "cnn_epochs.csv"))
     summary = {
         **meta,
         "dataset": dataset,
         "optimizers": [s.name for s in specs],
-        "seeds": seeds,
         "quick": quick,
+        "schedule": schedule,
         "budget": asdict(budget),
-        "lr_grids": grids,
+        "lrs_tried": tried,
         "chosen_lr": chosen,
+        "chosen_at_grid_edge": at_edge(scores, chosen),
         "seconds": seconds,
-        "runs_trained": len(ran),
-        "runs_loaded": len(loaded),
+        "runs_trained": len(p.ran),
+        "runs_loaded": len(p.loaded),
     }
-    with open(os.path.join(out_dir, "cnn_run.json"), "w") as f:
-        json.dump(summary, f, indent=1, default=str)
-    rows.attrs.update(seconds=seconds, ran=ran, loaded=loaded)
+    text = json.dumps(summary, indent=1, default=str).encode()
+    atomic_write(os.path.join(out_dir, "cnn_run.json"), lambda f: f.write(text))
+    rows.attrs.update(seconds=seconds, ran=p.ran, loaded=p.loaded)
     return rows

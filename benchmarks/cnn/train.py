@@ -1,11 +1,14 @@
-"""One training run: a SmallCNN from `seed`, one optimizer at one lr, `epochs` passes over the training
-images, an evaluation after each. The same loop runs in one process or data-parallel under
-DistributedDataParallel (`world` set, process group initialized): every rank draws its shard of a
-DistributedSampler permutation and takes batch_size // world_size images per step, so the global batch
-and the number of steps per epoch match the single-process run."""
+"""One training run: the dataset's model (model.py) from `seed`, one optimizer at one lr and schedule,
+`epochs` passes over the training inputs, the validation and test splits scored after each. The same
+loop runs in one process or data-parallel under DistributedDataParallel (`world` set, process group
+initialized): every rank draws its shard of a DistributedSampler permutation and takes
+batch_size // world_size inputs per step, so the global batch and the number of steps per epoch match
+the single-process run."""
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,12 +16,14 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch import Tensor
 from torch.utils.data import DistributedSampler
 
 from benchmarks.optimizer_specs import OptimizerSpec
 
 from .data import ImageData
 from .model import build_model
+from .schedules import lr_factor
 
 EVAL_BATCH = 1024
 
@@ -44,14 +49,19 @@ class RunResult:
 EPOCH_COLUMNS = (
     "epoch",  # 1-based
     "steps",  # optimizer steps so far
+    "lr_now",  # the lr of the epoch's last step (the schedule's factor times the run's lr)
     "train_loss",  # mean cross-entropy over the epoch's training batches (as they were trained on)
-    "eval_loss",  # mean cross-entropy on the evaluation split after the epoch
-    "eval_accuracy",  # fraction correct on the evaluation split
+    "val_loss",  # mean cross-entropy on the validation split after the epoch (NaN: no such split)
+    "val_accuracy",  # fraction correct on it
+    "test_loss",  # the same on the test split (NaN in the lr sweep, which never sees it)
+    "test_accuracy",
     "train_seconds",  # wall time of the epoch's training loop (forward, backward, step)
-    "step_seconds",  # of which in optimizer.step()
+    "step_ms",  # median over the epoch's steps of the time in optimizer.step(), in ms
     "eval_seconds",  # wall time of the evaluation
     "elapsed_seconds",  # cumulative train_seconds up to this epoch
+    "diverged",  # the parameters are no longer finite: later epochs repeat this one's scores untrained
 )
+SPLITS = ("val", "test")
 
 
 class _Indices:
@@ -78,24 +88,37 @@ def _all_reduce(values: list[float], device: torch.device, world: World | None, 
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: ImageData, world: World | None = None) -> tuple[float, float]:
-    """(mean loss, accuracy) on the evaluation split; ranks take strided shards and sum their counts."""
+def evaluate(
+    model: torch.nn.Module, data: ImageData, x: Tensor, y: Tensor, world: World | None = None
+) -> tuple[float, float]:
+    """(mean loss, accuracy) of `model` on inputs x, labels y; ranks take strided shards and sum."""
     model.eval()
     net = getattr(model, "module", model)  # no DDP forward: it would broadcast buffers out of step
     start, stride = (0, 1) if world is None else (world.rank, world.size)
-    idx = torch.arange(start, len(data.eval_y), stride, device=data.eval_y.device)
+    idx = torch.arange(start, len(y), stride, device=y.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=idx.device)
     correct = torch.zeros((), dtype=torch.int64, device=idx.device)
     for b in range(0, len(idx), EVAL_BATCH):
         bi = idx[b : b + EVAL_BATCH]
-        y = data.eval_y[bi]
-        logits = net(data.normalize(data.eval_x[bi]))
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
-        correct += (logits.argmax(1) == y).sum()
+        logits = net(data.normalize(x[bi]))
+        loss_sum += F.cross_entropy(logits.float(), y[bi], reduction="sum").double()
+        correct += (logits.argmax(1) == y[bi]).sum()
     total_loss, total_correct, n = _all_reduce(
         [loss_sum.item(), float(correct.item()), float(len(idx))], idx.device, world
     )
     return total_loss / n, total_correct / n
+
+
+def _scores(model: torch.nn.Module, data: ImageData, world: World | None) -> dict[str, float]:
+    """val_/test_ loss and accuracy for the splits the data has; NaN for the others."""
+    out = {f"{split}_{m}": math.nan for split in SPLITS for m in ("loss", "accuracy")}
+    for split, (x, y) in data.evaluation_splits().items():
+        out[f"{split}_loss"], out[f"{split}_accuracy"] = evaluate(model, data, x, y, world)
+    return out
+
+
+def _finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def train_run(
@@ -108,10 +131,14 @@ def train_run(
     batch_size: int,
     device: str | torch.device = "cpu",
     world: World | None = None,
+    schedule: str = "constant",
     on_epoch: Callable[[dict], None] | None = None,
 ) -> RunResult:
-    """Trains and evaluates; `data` must already be on `device`. Seeds the model init with
-    torch.manual_seed(seed) and the shuffling with the sampler's generator (seed + epoch)."""
+    """Trains and scores on every evaluation split `data` has; `data` must already be on `device`.
+    Seeds the model init with torch.manual_seed(seed) and the shuffling with the sampler's generator
+    (seed + epoch). The lr of step t is lr * lr_factor(schedule, t, total steps). A run whose
+    parameters stop being finite has diverged: its remaining epochs repeat the scores it has then,
+    without training (NaN stays NaN, so this only saves the time)."""
     device = torch.device(device)
     rank, size = (0, 1) if world is None else (world.rank, world.size)
     torch.manual_seed(seed)
@@ -123,18 +150,29 @@ def train_run(
     optimizer = spec.build(model.parameters(), lr)
     sampler = DistributedSampler(_Indices(len(data.train_y)), num_replicas=size, rank=rank, seed=seed)
     local_batch = max(1, batch_size // size)
-    records, steps, elapsed = [], 0, 0.0
+    total_steps = epochs * -(-len(sampler) // local_batch)
+    records, steps, elapsed, diverged = [], 0, 0.0, False
     for epoch in range(epochs):
+        if diverged:
+            record = {**records[-1], "epoch": epoch + 1, "train_loss": math.nan, "train_seconds": 0.0}
+            record.update(step_ms=math.nan, eval_seconds=0.0)
+            records.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+            continue
         sampler.set_epoch(epoch)
         order = torch.tensor(list(sampler), dtype=torch.long, device=device)
         model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        step_seconds = 0.0
+        step_times = []
         _sync(device)
         started = time.perf_counter()
         for b in range(0, len(order), local_batch):
             bi = order[b : b + local_batch]
             y = data.train_y[bi]
+            lr_now = lr * lr_factor(schedule, steps, total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_now
             loss = F.cross_entropy(model(data.normalize(data.train_x[bi])), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -142,9 +180,12 @@ def train_run(
             t = time.perf_counter()
             optimizer.step()
             _sync(device)
-            step_seconds += time.perf_counter() - t
+            step_times.append(time.perf_counter() - t)
             loss_sum += loss.detach().double() * len(bi)
             steps += 1
+            if not math.isfinite(loss.item()) and not _finite(model):
+                diverged = True
+                break
         _sync(device)
         train_seconds = time.perf_counter() - started
         if size > 1:
@@ -153,25 +194,26 @@ def train_run(
             for buffer in model.module.buffers():
                 dist.broadcast(buffer, 0)
         train_loss_sum, n_trained = _all_reduce([loss_sum.item(), float(len(order))], device, world)
-        train_seconds, step_seconds = _all_reduce(
-            [train_seconds, step_seconds], device, world, op=dist.ReduceOp.MAX
+        train_seconds, step_ms = _all_reduce(
+            [train_seconds, 1e3 * statistics.median(step_times)], device, world, op=dist.ReduceOp.MAX
         )  # the slowest rank sets the pace
         started = time.perf_counter()
-        eval_loss, eval_accuracy = evaluate(model, data, world)
+        scores = _scores(model, data, world)
         _sync(device)
         elapsed += train_seconds
         record = {
             "epoch": epoch + 1,
             "steps": steps,
-            "train_loss": train_loss_sum / n_trained,
-            "eval_loss": eval_loss,
-            "eval_accuracy": eval_accuracy,
+            "lr_now": lr_now,
+            "train_loss": math.nan if diverged else train_loss_sum / n_trained,
+            **scores,
             "train_seconds": train_seconds,
-            "step_seconds": step_seconds,
+            "step_ms": step_ms,
             "eval_seconds": time.perf_counter() - started,
             "elapsed_seconds": elapsed,
+            "diverged": diverged,
         }
-        records.append(record)
+        records.append({c: record[c] for c in EPOCH_COLUMNS})
         if on_epoch is not None:
-            on_epoch(record)
+            on_epoch(records[-1])
     return RunResult(records, model, optimizer)
