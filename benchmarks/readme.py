@@ -9,7 +9,7 @@ import re
 import pandas as pd
 
 from benchmarks.metadata import REPO
-from benchmarks.resume import atomic_write
+from benchmarks.resume import write_text
 
 HEADLINE_WORKLOADS = ("16M", "resnet50")
 
@@ -99,5 +99,5 @@ def update_readme(results: str, readme: str = os.path.join(REPO, "README.md")) -
         text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
     if text == original:
         return False
-    atomic_write(readme, lambda f: f.write(text.encode("utf-8")))
+    write_text(readme, text)
     return True

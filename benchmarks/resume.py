@@ -4,6 +4,8 @@ A unit is saved only once it is complete, through a temporary file and `os.repla
 disk is always whole: a run killed at any point leaves finished units and, at most, a stray temporary
 file, never a half-written unit. Each unit is stored with the key (its settings) it was computed for; a
 rerun loads a unit only when the key matches, and otherwise computes it again.
+
+Every other output goes through the same atomic write: `write_csv`, `write_text`, `write_bytes`.
 """
 
 from __future__ import annotations
@@ -52,15 +54,30 @@ def write_csv(df, path: str, **kwargs) -> None:
     atomic_write(path, lambda f: df.to_csv(f, index=False, **kwargs))
 
 
+def write_bytes(path: str, data: bytes) -> None:
+    """`data` as the whole of `path`, atomically."""
+    atomic_write(path, lambda f: f.write(data))
+
+
+def write_text(path: str, text: str) -> None:
+    """`text` as the whole of `path` in UTF-8, atomically (tables, JSON, README blocks)."""
+    write_bytes(path, text.encode("utf-8"))
+
+
 def _canonical(key: dict) -> str:
     return json.dumps(key, sort_keys=True, default=str)
 
 
 class UnitStore:
-    """Units by name under `directory`; fresh=True discards the units already there."""
+    """Units by name under `directory`; fresh=True discards the units already there (of every key).
 
-    def __init__(self, directory: str, fresh: bool = False):
+    by_key=True names each unit's file by its name and a digest of its key (`1-search-0123abcd4567`), so
+    that the units of runs with other settings or code sit beside each other instead of replacing each
+    other: several configurations can share a directory, and each one resumes from its own units."""
+
+    def __init__(self, directory: str, fresh: bool = False, *, by_key: bool = False):
         self.directory = directory
+        self.by_key = by_key
         self.loaded = 0
         self.computed = 0
         if fresh:

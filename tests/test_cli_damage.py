@@ -6,7 +6,9 @@ one spec however often it is named."""
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 
 import pandas as pd
 import pytest
@@ -45,6 +47,49 @@ def sets(tmp_path_factory):
         cli.main([*argv, "--out", out])
         made[name] = os.path.join(out, "functions")
     return made
+
+
+def _copy(folder: str, tmp_path) -> str:
+    """A copy of a functions set under tmp_path/functions (without its units); returns the --out."""
+    shutil.copytree(folder, tmp_path / "functions", ignore=shutil.ignore_patterns("units"))
+    return str(tmp_path)
+
+
+def _report(out: str, capsys, *parts: str) -> tuple[int, str, str]:
+    return _main(["report", *(parts or ["functions"]), "--no-plots", "--out", out], capsys)
+
+
+# -- atomic outputs ---------------------------------------------------------------------------------
+def _full_disk(monkeypatch) -> None:
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)  # the last step of every atomic write
+
+
+def test_convergence_md_is_written_atomically(sets, tmp_path, monkeypatch, capsys):
+    """A report that cannot finish writing convergence.md leaves the old one whole, and no temporary file."""
+    out = _copy(sets["SGD"], tmp_path)
+    md = tmp_path / "functions" / "convergence.md"
+    md.write_text("the previous report\n")
+    _full_disk(monkeypatch)
+    code, _, err = _report(out, capsys)
+    assert code == 2 and err.count("\n") == 1 and f"No space left on device: {md}" in err, err
+    assert md.read_text() == "the previous report\n"
+    assert not [f for f in os.listdir(md.parent) if f.endswith(".tmp")]
+
+
+def test_readme_is_written_atomically(tmp_path, monkeypatch):
+    from benchmarks.readme import update_readme
+
+    (tmp_path / "cnn").mkdir()
+    (tmp_path / "cnn" / "cnn.md").write_text("Made by `x`.\n\n## Convergence\n\n| a |\n|---|\n| 1 |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- optbench:cnn -->\nold\n<!-- /optbench:cnn -->\n")
+    _full_disk(monkeypatch)
+    with pytest.raises(OSError, match="No space left"):
+        update_readme(str(tmp_path), str(readme))
+    assert readme.read_text() == "<!-- optbench:cnn -->\nold\n<!-- /optbench:cnn -->\n"
 
 
 # -- duplicate specs --------------------------------------------------------------------------------

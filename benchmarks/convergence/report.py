@@ -7,6 +7,8 @@ import os
 
 import pandas as pd
 
+from benchmarks.resume import write_text
+
 from .plots import write_plots
 from .tables import markdown_report
 
@@ -27,8 +29,7 @@ def write_report(csv_path: str, out_dir: str, plots: bool = True) -> list[str]:
             seconds = json.load(f).get("seconds")
     os.makedirs(out_dir, exist_ok=True)
     md = os.path.join(out_dir, "convergence.md")
-    with open(md, "w") as f:
-        f.write(markdown_report(runs, seconds) + "\n")
+    write_text(md, markdown_report(runs, seconds) + "\n")
     written = [md]
     if plots:
         written += write_plots(runs, sibling("curves.csv"), sibling("trajectories.csv"), out_dir)
