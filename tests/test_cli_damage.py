@@ -92,6 +92,16 @@ def test_readme_is_written_atomically(tmp_path, monkeypatch):
     assert readme.read_text() == "<!-- optbench:cnn -->\nold\n<!-- /optbench:cnn -->\n"
 
 
+def test_saddle_plots_when_no_run_escapes(tmp_path, capsys):
+    """20 steps from 1e-2 off the monkey saddle: no lr escapes, and the escape plot has no point to
+    scale its log axis on (it raised from matplotlib)."""
+    argv = ["saddles", "--optimizers", "SGD", "--problems", "monkey-saddle", *TINY, "--out", str(tmp_path)]
+    code, stdout, err = _main([a for a in argv if a != "--no-plots"], capsys)
+    assert code == 0, err
+    assert not pd.read_csv(tmp_path / "saddles" / "runs.csv").escaped.any()
+    assert str(tmp_path / "saddles" / "escape_vs_lr.png") in stdout
+
+
 # -- duplicate specs --------------------------------------------------------------------------------
 def test_each_optimizer_is_one_spec_however_often_named(sets, tmp_path, capsys):
     get = optimizer_specs.get

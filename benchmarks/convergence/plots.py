@@ -276,6 +276,9 @@ def escape_curve_plot(runs: pd.DataFrame, path: str, palette: dict[str, tuple]) 
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylim(0.8, budget * 1.2)
+        lrs = curve[curve.problem == problem].lr
+        if not np.isfinite(curve[curve.problem == problem].steps_median).any():  # no point to autoscale on
+            ax.set_xlim(lrs.min() / 1.5, lrs.max() * 1.5)
         ax.set_title(problem, fontsize=10)
         ax.set_xlabel("lr")
         ax.set_ylabel("median steps to escape")
