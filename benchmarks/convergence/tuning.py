@@ -29,12 +29,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks import optimizer_specs, search_space
+from benchmarks import optimizer_specs, result_set, search_space
 from benchmarks import problems as problem_registry
 from benchmarks.metadata import REPO, run_metadata
 from benchmarks.optimizer_specs import OptimizerSpec
 from benchmarks.problems import DEFAULT_START, Problem
-from benchmarks.resume import UnitStore, atomic_write, write_csv
+from benchmarks.resume import UnitStore
 
 from .metrics import select_trial
 from .runner import BatchResult, Slab, log_record_steps, run_batch
@@ -94,7 +94,8 @@ def run_sweep(
     every problem (names from benchmarks.problems, default all) and returns the runs DataFrame (one row
     per run, all stages; columns in README.md): `seeds` held-out seeds per reported row, `trials` +
     `refine_trials` tuning trials per optimizer and problem, each on `tuning_seeds` seeds. With out_dir,
-    writes runs.csv, curves.csv, trajectories.csv and sweep.json there. threads: torch threads during
+    writes runs.csv, curves.csv, trajectories.csv and sweep.json there as one result set, with the
+    manifest.json that lists them written last (benchmarks.result_set). threads: torch threads during
     the sweep (None: leave as is); the tensors are small, and on a shared machine extra threads mostly
     wait on each other.
 
@@ -160,9 +161,6 @@ def run_sweep(
     runs["lr_at_edge"] = (runs.stage == "final") & runs.lr.map(search_space.lr_at_edge)
     seconds = sum(b.seconds for _, b, _ in batches)  # compute time, the same however often it resumed
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        for name, frame in (("runs", runs), ("curves", curves), ("trajectories", trajectories)):
-            write_csv(frame, os.path.join(out_dir, f"{name}.csv"), float_format="%.10g")
         sweep = {
             **meta,
             "optimizers": [s.name for s in specs],
@@ -187,8 +185,10 @@ def run_sweep(
             },
             "problem_info": [p.info() for p in probs],
         }
-        text = json.dumps(sweep, indent=1, default=str).encode()
-        atomic_write(os.path.join(out_dir, "sweep.json"), lambda f: f.write(text))
+        with result_set.writing(out_dir) as result:  # its manifest, written last, lists each file
+            for name, frame in (("runs", runs), ("curves", curves), ("trajectories", trajectories)):
+                result.csv(f"{name}.csv", frame, float_format="%.10g")
+            result.text("sweep.json", json.dumps(sweep, indent=1, default=str))
     runs.attrs["seconds"] = seconds
     runs.attrs["units_loaded"] = store.loaded if store is not None else 0
     return runs
