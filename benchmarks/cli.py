@@ -175,8 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
             description=f"{help_text[0].upper()}{help_text[1:]}: functions: every optimizer tuned with the "
             f"same number of trials over its own hyperparameters on tuning seeds, then reported on held-out "
             f"seeds; saddles: escape against lr on held-out seeds (benchmarks/convergence/). "
-            f"Writes OUT/{name}/: runs.csv, curves.csv, trajectories.csv, sweep.json, convergence.md, "
-            f"*.png; each stage of the sweep is a work unit in OUT/{name}/units/.",
+            f"Writes OUT/{name}/: runs.csv, curves.csv, trajectories.csv, sweep.json, and last manifest.json "
+            f"(their sizes, rows and checksums); then convergence.md and *.png. Each stage of the sweep is "
+            f"a work unit in OUT/{name}/units/, named by its settings, so runs with other settings into the "
+            f"same DIR keep theirs.",
         )
         group = sub.add_argument_group(f"{name} options")
         group.add_argument(

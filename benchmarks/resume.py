@@ -11,6 +11,7 @@ Every other output goes through the same atomic write: `write_csv`, `write_text`
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import pickle
@@ -68,6 +69,11 @@ def _canonical(key: dict) -> str:
     return json.dumps(key, sort_keys=True, default=str)
 
 
+def key_digest(key: dict) -> str:
+    """A short hash of a unit's key (its settings): what tells apart the units of two configurations."""
+    return hashlib.sha256(_canonical(key).encode()).hexdigest()[:12]
+
+
 class UnitStore:
     """Units by name under `directory`; fresh=True discards the units already there (of every key).
 
@@ -84,14 +90,19 @@ class UnitStore:
             for path in glob.glob(os.path.join(glob.escape(directory), "*" + _SUFFIX)):
                 os.unlink(path)
 
-    def path(self, name: str) -> str:
+    def path(self, name: str, key: dict | None = None) -> str:
+        """The unit's file; with by_key, the key is part of the name and must be given."""
+        if self.by_key:
+            if key is None:
+                raise TypeError("a UnitStore(by_key=True) names its units by their key: pass it")
+            name = f"{name}-{key_digest(key)}"
         return os.path.join(self.directory, re.sub(r"[^A-Za-z0-9._+-]", "_", name) + _SUFFIX)
 
     def load(self, name: str, key: dict) -> Any | None:
         """The value saved under `name` for this key; None when there is none (or it was computed for
         other settings, or cannot be read)."""
         try:
-            with open(self.path(name), "rb") as f:
+            with open(self.path(name, key), "rb") as f:
                 stored = pickle.load(f)
         except FileNotFoundError:
             return None
@@ -104,7 +115,9 @@ class UnitStore:
 
     def save(self, name: str, key: dict, value: Any) -> None:
         payload = {"key": _canonical(key), "value": value}
-        atomic_write(self.path(name), lambda f: pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL))
+        atomic_write(
+            self.path(name, key), lambda f: pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
+        )
         self.computed += 1
 
     def get_or_compute(self, name: str, key: dict, compute: Callable[[], Any]) -> tuple[Any, bool]:

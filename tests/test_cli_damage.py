@@ -294,6 +294,29 @@ def test_a_file_from_another_set_is_refused(sets, tmp_path, capsys):
     _one_error(code, err, "trajectories.csv: ", "replaced")
 
 
+# -- two configurations in one --out -------------------------------------------------------------------
+def test_two_configurations_in_one_out_are_both_resumable(sets, tmp_path, monkeypatch, capsys):
+    from benchmarks.convergence import tuning
+
+    out = str(tmp_path)
+    for argv in (SGD, ADAM):
+        code, stdout, _ = _main([*argv, "--out", out], capsys)
+        assert code == 0 and "0 of 3 stages loaded" in stdout
+    units = os.listdir(tmp_path / "functions" / "units")
+    assert len([u for u in units if u.endswith(".unit.pkl")]) == 6, units
+
+    batches = []
+    real = tuning.run_batch
+    monkeypatch.setattr(tuning, "run_batch", lambda *a, **k: batches.append(1) or real(*a, **k))
+    for name, argv in (("SGD", SGD), ("Adam", ADAM)):
+        code, stdout, _ = _main([*argv, "--out", out], capsys)
+        assert code == 0 and "3 of 3 stages loaded" in stdout, stdout
+        assert batches == []  # nothing computed again
+        runs = pd.read_csv(tmp_path / "functions" / "runs.csv")
+        expected = pd.read_csv(os.path.join(sets[name], "runs.csv"))
+        pd.testing.assert_frame_equal(runs.drop(columns=PROVENANCE), expected.drop(columns=PROVENANCE))
+
+
 # -- atomic outputs ---------------------------------------------------------------------------------
 def _full_disk(monkeypatch) -> None:
     def full(fd):

@@ -101,10 +101,11 @@ def run_sweep(
 
     With out_dir, each stage batch is a unit of work saved under out_dir/units/ once it finishes (see
     benchmarks.resume), keyed by the settings and the code version (a hash of the benchmark and
-    optimizer sources and the extension build): a rerun with the same settings and code loads the
-    finished stages and runs only the rest. resume=False discards saved stages first. Each row carries
-    the provenance of the run that computed its stage; runs.attrs["units_loaded"] counts the stages
-    loaded from disk."""
+    optimizer sources and the extension build), and named by that key: a rerun with the same settings
+    and code loads the finished stages and runs only the rest, and runs with other settings into the
+    same out_dir keep their own units beside these. resume=False discards every saved stage first. Each
+    row carries the provenance of the run that computed its stage; runs.attrs["units_loaded"] counts the
+    stages loaded from disk."""
     from tqdm.auto import tqdm
 
     specs, probs = _specs(optimizers), _problems(problems)
@@ -112,7 +113,9 @@ def run_sweep(
     tune_seeds = tuple(range(tuning_seeds))
     eval_seeds = tuple(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + seeds))
     record = log_record_steps(steps)
-    store = UnitStore(os.path.join(out_dir, "units"), fresh=not resume) if out_dir is not None else None
+    store = None
+    if out_dir is not None:  # each unit's file named by its key too: other settings do not replace it
+        store = UnitStore(os.path.join(out_dir, "units"), fresh=not resume, by_key=True)
     settings = _settings(specs, probs, seeds, steps, trials, refine_trials, tuning_seeds, dtype)
     previous_threads = torch.get_num_threads()
     if threads is not None:
