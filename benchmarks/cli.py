@@ -560,7 +560,8 @@ def _readme(args) -> list[str]:
 
     if os.path.abspath(_out(args)) != os.path.join(REPO, "results"):
         return []
-    return [os.path.join(REPO, "README.md")] if update_readme(_out(args)) else []
+    readme = os.path.join(REPO, "README.md")
+    return [readme] if update_readme(_out(args), readme) else []
 
 
 COMMANDS: dict[str, Callable] = {

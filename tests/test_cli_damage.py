@@ -377,6 +377,46 @@ def test_saddle_plots_when_no_run_escapes(tmp_path, capsys):
     assert str(tmp_path / "saddles" / "escape_vs_lr.png") in stdout
 
 
+# -- the README step reads results too -------------------------------------------------------------------
+README_DAMAGES = [
+    (
+        "speed/speed_cpu.csv",
+        b"command,git_commit,package_version,torch_version,device,threads,workload,rule,implementation,"
+        b"ms_median,pct_of_floor\n",
+        "has a header but no rows",
+    ),
+    ("speed/speed_cpu.csv", b"workload,rule\n16M,adam\n", "lacks the columns"),
+    ("saddles/convergence.md", b"# Escaping saddles\n\xff\n", "not UTF-8 text"),
+    (
+        "saddles/convergence.md",
+        b"# Escaping saddles\n\nMade by `x`.\n",
+        "has no '## Escape against lr' section",
+    ),
+    ("cnn/cnn.md", b"", "empty"),
+]
+
+
+@pytest.mark.parametrize(
+    "file, content, expected", README_DAMAGES, ids=[f"{f}: {e}" for f, _, e in README_DAMAGES]
+)
+def test_readme_step_refuses_damaged_results(file, content, expected, sets, tmp_path, monkeypatch, capsys):
+    """`optbench report` on the repository's results/ also rewrites the README's blocks from results files;
+    a damaged one is one line naming it, and the README is left as it was."""
+    from benchmarks import metadata
+
+    results = tmp_path / "results"
+    _copy(sets["SGD"], results)
+    path = results / file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- optbench:functions -->\nold\n<!-- /optbench:functions -->\n")
+    monkeypatch.setattr(metadata, "REPO", str(tmp_path))
+    code, _, err = _report(str(results), capsys)
+    _one_error(code, err, f"{path}: ", expected)
+    assert "old" in readme.read_text()
+
+
 # -- duplicate specs --------------------------------------------------------------------------------
 def test_each_optimizer_is_one_spec_however_often_named(sets, tmp_path, capsys):
     get = optimizer_specs.get
