@@ -8,15 +8,17 @@ again; --fresh starts over. `optbench COMMAND --help` lists a command's options.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import os
 import shutil
 import signal
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 
-from benchmarks import optimizer_specs, problems
+from benchmarks import optimizer_specs, problems, result_set
 
 PARTS = ("functions", "saddles", "cnn", "speed")
 """The benchmarks, in the order `all` runs them; each writes to OUT/<part>/."""
@@ -193,8 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
             description=f"{help_text[0].upper()}{help_text[1:]}: functions: every optimizer tuned with the "
             f"same number of trials over its own hyperparameters on tuning seeds, then reported on held-out "
             f"seeds; saddles: escape against lr on held-out seeds (benchmarks/convergence/). "
-            f"Writes OUT/{name}/: runs.csv, curves.csv, trajectories.csv, sweep.json, convergence.md, "
-            f"*.png; each stage of the sweep is a work unit in OUT/{name}/units/.",
+            f"Writes OUT/{name}/: runs.csv, curves.csv, trajectories.csv, sweep.json, and last manifest.json "
+            f"(their sizes, rows and checksums); then convergence.md and *.png. Each stage of the sweep is "
+            f"a work unit in OUT/{name}/units/, named by its settings, so runs with other settings into the "
+            f"same DIR keep theirs.",
         )
         group = sub.add_argument_group(f"{name} options")
         group.add_argument(
@@ -296,7 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         help="tables and plots again from the CSVs, re-running nothing",
         description="Rebuilds the tables and plots from the CSVs under --out (nothing is re-run; the same "
-        "CSVs give byte-identical tables).",
+        "CSVs give byte-identical tables). A result set is read only as its manifest lists it: a file cut "
+        "short, replaced or edited, or a set a killed run left half-written, is refused (exit status 2); "
+        "results written before manifests are read with a warning.",
     )
     sub.add_argument(
         "parts",
@@ -394,10 +400,8 @@ def run_convergence(args, part: str) -> list[str]:
     stages = 1 if part == "saddles" else 3
     seconds = runs.attrs["seconds"]
     _say(f"{part}: {len(runs)} runs, {seconds:.1f} s of compute ({loaded} of {stages} stages loaded)")
-    csv = os.path.join(out, "runs.csv")
-    return [csv, os.path.join(out, "curves.csv"), os.path.join(out, "trajectories.csv")] + write_report(
-        csv, out, plots=not args.no_plots
-    )
+    data = [os.path.join(out, name) for name in (*SET_FILES, result_set.MANIFEST)]
+    return data + write_report(data[0], out, plots=not args.no_plots)
 
 
 def run_cnn_part(args, cnn=None, dataset: str = CNN_DATASET, data_dir: str | None = None) -> list[str]:
@@ -525,7 +529,15 @@ def cmd_report(args) -> list[str]:
         "cnn": [os.path.join(out, "cnn", "cnn_epochs.csv")],
         "speed": sorted(glob.glob(os.path.join(glob.escape(out), "speed", "speed_*.csv"))),
     }
-    found = {part: [p for p in paths if os.path.isfile(p)] for part, paths in found.items()}
+    # A sweep's set is there when its runs.csv or its manifest is (which then names what is missing).
+    found = {
+        part: [
+            p
+            for p in paths
+            if os.path.lexists(p) or (part in _SWEEPS and os.path.exists(_beside(p, result_set.MANIFEST)))
+        ]
+        for part, paths in found.items()
+    }
     unknown = [part for part in args.parts if part not in PARTS]
     if unknown:
         raise UsageError(f"unknown part {unknown[0]!r}; choose from {', '.join(PARTS)}")
@@ -541,17 +553,33 @@ def cmd_report(args) -> list[str]:
     for part in parts:
         folder = writable_dir(os.path.join(out, part))
         for csv in found[part]:
-            if part in ("functions", "saddles"):
+            if part in _SWEEPS:
                 from benchmarks.convergence import write_report
 
                 written += write_report(csv, folder, plots=not args.no_plots)
-            elif part == "cnn":
+                continue
+            # The CNN and speed reports read their CSV themselves; it is checked here first: against its
+            # manifest when it has one, and for being a table with rows at all.
+            manifest = (
+                result_set.MANIFEST if part == "cnn" else result_set.own_manifest(os.path.basename(csv))
+            )
+            result_set.ResultSet(folder, manifest).csv(os.path.basename(csv))
+            if part == "cnn":
                 written += _cnn_report(_load_cnn(), csv, folder, plots=not args.no_plots)
             else:
                 from benchmarks.speed.report import write_report as write_speed_report
 
                 written += write_speed_report(csv, folder, plots=not args.no_plots)
     return written + _readme(args)
+
+
+_SWEEPS = ("functions", "saddles")
+SET_FILES = ("runs.csv", "curves.csv", "trajectories.csv", "sweep.json")
+"""The result set a sweep writes to OUT/<part>/, listed by its manifest.json."""
+
+
+def _beside(path: str, name: str) -> str:
+    return os.path.join(os.path.dirname(path), name)
 
 
 def _readme(args) -> list[str]:
@@ -561,7 +589,8 @@ def _readme(args) -> list[str]:
 
     if os.path.abspath(_out(args)) != os.path.join(REPO, "results"):
         return []
-    return [os.path.join(REPO, "README.md")] if update_readme(_out(args)) else []
+    readme = os.path.join(REPO, "README.md")
+    return [readme] if update_readme(_out(args), readme) else []
 
 
 COMMANDS: dict[str, Callable] = {
@@ -583,9 +612,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(f"no command given; choose from {', '.join(COMMANDS)}")
     prog = f"optbench {args.command}"
     try:
-        _say(*COMMANDS[args.command](args))
+        with _warnings_as_lines(prog):
+            _say(*COMMANDS[args.command](args))
     except UsageError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except result_set.ResultFileError as e:  # a damaged, truncated or mixed result file: names it
+        print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print(
@@ -599,6 +632,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     except OSError as e:  # a full disk, a folder where a result file goes, ...
         print(f"{prog}: error: {_os_error(e, resumable=args.command != 'report')}", file=sys.stderr)
         sys.exit(2)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(prog: str):
+    """Results read unchecked (written before manifests) are said in one line each, once, after a command
+    that succeeds: an error stays the one line on stderr. Other warnings are shown as usual."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", result_set.UncheckedResultsWarning)
+            yield
+    finally:
+        for w in caught:
+            if not issubclass(w.category, result_set.UncheckedResultsWarning):
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+    unchecked = [str(w.message) for w in caught if issubclass(w.category, result_set.UncheckedResultsWarning)]
+    for message in dict.fromkeys(unchecked):
+        print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _os_error(e: OSError, resumable: bool) -> str:

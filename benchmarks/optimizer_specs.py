@@ -115,9 +115,10 @@ TORCH: tuple[str, ...] = tuple(name for name, spec in SPECS.items() if not spec.
 
 
 def get(names: Sequence[str] | None = None) -> list[OptimizerSpec]:
-    """Specs by name (DEFAULT when None); 'torch' expands to every torch.optim counterpart."""
+    """Specs by name (DEFAULT when None), each once, in the order first named; 'torch' expands to every
+    torch.optim counterpart (so `["torch Adam", "torch"]` is each counterpart once)."""
     names = list(DEFAULT) if names is None else list(names)
-    expanded = [n for name in names for n in (TORCH if name == "torch" else (name,))]
+    expanded = list(dict.fromkeys(n for name in names for n in (TORCH if name == "torch" else (name,))))
     unknown = [n for n in expanded if n not in SPECS]
     if unknown:
         raise ValueError(f"unknown optimizers {unknown}; known: {list(SPECS)}")

@@ -6,29 +6,51 @@ from __future__ import annotations
 import os
 import re
 
-import pandas as pd
-
 from benchmarks.metadata import REPO
-from benchmarks.resume import atomic_write
+from benchmarks.result_set import ResultFileError, ResultSet, own_manifest, read_text
+from benchmarks.resume import write_text
 
 HEADLINE_WORKLOADS = ("16M", "resnet50")
+REWRITE = "not a report this optbench wrote; run `optbench report` to rewrite it"
+
+
+def _report_lines(md_path: str, heading: str) -> tuple[list[str], str, int]:
+    """The lines of a report, its 'Made by' line and the index of `heading`: ResultFileError when the
+    file is not UTF-8 text or lacks either."""
+    lines = read_text(md_path).splitlines()
+    made_by = next((line for line in lines if line.startswith("Made by")), None)
+    if made_by is None:
+        raise ResultFileError(md_path, f"has no 'Made by' line: {REWRITE}")
+    if heading not in lines:
+        raise ResultFileError(md_path, f"has no {heading!r} section: {REWRITE}")
+    return lines, made_by, lines.index(heading)
+
+
+def _table_end(md_path: str, lines: list[str], start: int) -> tuple[int, int]:
+    """(first, end) line indices of the first table at or after `start`."""
+    table_start = next((i for i in range(start, len(lines)) if lines[i].startswith("|")), None)
+    if table_start is None:
+        raise ResultFileError(md_path, f"has a section without its table: {REWRITE}")
+    end = next((i for i in range(table_start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return table_start, end
 
 
 def _provenance_and_tables(md_path: str, heading: str, tables: int) -> str:
     """The 'Made by' line of a report, then everything after `heading` up to the end of its
     `tables`-th table: each table with the line above it that says what its cells are."""
-    lines = open(md_path, encoding="utf-8").read().splitlines()
-    made_by = next(line for line in lines if line.startswith("Made by"))
-    start = lines.index(heading) + 1
-    end, seen = start, 0
-    while seen < tables:
-        table_start = next(i for i in range(end, len(lines)) if lines[i].startswith("|"))
-        end = next((i for i in range(table_start, len(lines)) if not lines[i].startswith("|")), len(lines))
-        seen += 1
+    lines, made_by, start = _report_lines(md_path, heading)
+    start += 1
+    end = start
+    for _ in range(tables):
+        _, end = _table_end(md_path, lines, end)
     body = lines[start:end]
     while body and not body[0]:
         body.pop(0)
     return "\n".join([made_by, "", *body])
+
+
+SPEED_COLUMNS = ("workload", "rule", "implementation", "ms_median", "pct_of_floor")
+SPEED_PROVENANCE = ("command", "git_commit", "package_version", "torch_version", "device", "threads")
 
 
 def speed_headline(csv_path: str) -> str:
@@ -36,7 +58,9 @@ def speed_headline(csv_path: str) -> str:
     from benchmarks.metadata import provenance_line
     from benchmarks.speed.run import PEERS_OF_NOTE
 
-    df = pd.read_csv(csv_path)
+    folder, name = os.path.split(csv_path)
+    results = ResultSet(folder, manifest=own_manifest(name))  # one set per speed table
+    df = results.csv(name, (*SPEED_PROVENANCE, *SPEED_COLUMNS), ("ms_median", "pct_of_floor"))
     rows = [
         provenance_line(df.iloc[0].to_dict()),
         "",
@@ -59,23 +83,23 @@ def speed_headline(csv_path: str) -> str:
 
 
 def blocks(results: str) -> dict[str, str]:
-    """NAME -> generated block, for the results present under `results`."""
-    makers = {
-        "functions": lambda: _provenance_and_tables(
-            os.path.join(results, "functions", "convergence.md"), "## Tuned hyperparameters", 2
-        ),
-        "saddles": lambda: _provenance_and_tables(
-            os.path.join(results, "saddles", "convergence.md"), "## Escape against lr", 1
-        ),
-        "cnn": lambda: _provenance_and_tables(os.path.join(results, "cnn", "cnn.md"), "## Results", 1),
-        "speed": lambda: speed_headline(os.path.join(results, "speed", "speed_cpu.csv")),
+    """NAME -> generated block, for the results present under `results`. A part that has not been run
+    keeps its block; one whose file is there but damaged is a ResultFileError."""
+    sources = {
+        "functions": (os.path.join("functions", "convergence.md"), "## Tuned hyperparameters", 2),
+        "saddles": (os.path.join("saddles", "convergence.md"), "## Escape against lr", 1),
+        "cnn": (os.path.join("cnn", "cnn.md"), "## Results", 1),
+        "speed": (os.path.join("speed", "speed_cpu.csv"), None, None),
     }
     out = {}
-    for name, make in makers.items():
-        try:
-            out[name] = make()
-        except (OSError, StopIteration, ValueError):
-            continue  # that part has not been run
+    for name, (file, heading, tables) in sources.items():
+        path = os.path.join(results, file)
+        if not os.path.lexists(path):
+            continue
+        if name == "speed":
+            out[name] = speed_headline(path)
+        else:
+            out[name] = _provenance_and_tables(path, heading, tables)
     return out
 
 
@@ -89,5 +113,5 @@ def update_readme(results: str, readme: str = os.path.join(REPO, "README.md")) -
         text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
     if text == original:
         return False
-    atomic_write(readme, lambda f: f.write(text.encode("utf-8")))
+    write_text(readme, text)
     return True

@@ -4,11 +4,14 @@ A unit is saved only once it is complete, through a temporary file and `os.repla
 disk is always whole: a run killed at any point leaves finished units and, at most, a stray temporary
 file, never a half-written unit. Each unit is stored with the key (its settings) it was computed for; a
 rerun loads a unit only when the key matches, and otherwise computes it again.
+
+Every other output goes through the same atomic write: `write_csv`, `write_text`, `write_bytes`.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import pickle
@@ -52,29 +55,54 @@ def write_csv(df, path: str, **kwargs) -> None:
     atomic_write(path, lambda f: df.to_csv(f, index=False, **kwargs))
 
 
+def write_bytes(path: str, data: bytes) -> None:
+    """`data` as the whole of `path`, atomically."""
+    atomic_write(path, lambda f: f.write(data))
+
+
+def write_text(path: str, text: str) -> None:
+    """`text` as the whole of `path` in UTF-8, atomically (tables, JSON, README blocks)."""
+    write_bytes(path, text.encode("utf-8"))
+
+
 def _canonical(key: dict) -> str:
     return json.dumps(key, sort_keys=True, default=str)
 
 
-class UnitStore:
-    """Units by name under `directory`; fresh=True discards the units already there."""
+def key_digest(key: dict) -> str:
+    """A short hash of a unit's key (its settings): what tells apart the units of two configurations."""
+    return hashlib.sha256(_canonical(key).encode()).hexdigest()[:12]
 
-    def __init__(self, directory: str, fresh: bool = False):
+
+class UnitStore:
+    """Units by name under `directory`; fresh=True discards the units already there (of every key).
+
+    by_key=True names each unit's file by its name and a digest of its key (`1-search-0123abcd4567`), so
+    that the units of runs with other settings or code sit beside each other instead of replacing each
+    other: several configurations can share a directory, and each one resumes from its own units."""
+
+    def __init__(self, directory: str, fresh: bool = False, *, by_key: bool = False):
         self.directory = directory
+        self.by_key = by_key
         self.loaded = 0
         self.computed = 0
         if fresh:
             for path in glob.glob(os.path.join(glob.escape(directory), "*" + _SUFFIX)):
                 os.unlink(path)
 
-    def path(self, name: str) -> str:
+    def path(self, name: str, key: dict | None = None) -> str:
+        """The unit's file; with by_key, the key is part of the name and must be given."""
+        if self.by_key:
+            if key is None:
+                raise TypeError("a UnitStore(by_key=True) names its units by their key: pass it")
+            name = f"{name}-{key_digest(key)}"
         return os.path.join(self.directory, re.sub(r"[^A-Za-z0-9._+-]", "_", name) + _SUFFIX)
 
     def load(self, name: str, key: dict) -> Any | None:
         """The value saved under `name` for this key; None when there is none (or it was computed for
         other settings, or cannot be read)."""
         try:
-            with open(self.path(name), "rb") as f:
+            with open(self.path(name, key), "rb") as f:
                 stored = pickle.load(f)
         except FileNotFoundError:
             return None
@@ -87,7 +115,9 @@ class UnitStore:
 
     def save(self, name: str, key: dict, value: Any) -> None:
         payload = {"key": _canonical(key), "value": value}
-        atomic_write(self.path(name), lambda f: pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL))
+        atomic_write(
+            self.path(name, key), lambda f: pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
+        )
         self.computed += 1
 
     def get_or_compute(self, name: str, key: dict, compute: Callable[[], Any]) -> tuple[Any, bool]:

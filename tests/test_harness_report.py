@@ -107,7 +107,7 @@ def test_report_reads_only_the_csvs(sweep, tmp_path):
 
 def test_cli_report_only(sweep, tmp_path, capsys):
     _, out = sweep
-    for name in ("runs.csv", "curves.csv", "trajectories.csv", "sweep.json"):
+    for name in ("runs.csv", "curves.csv", "trajectories.csv", "sweep.json", "manifest.json"):
         with open(os.path.join(out, name)) as src, open(os.path.join(tmp_path, name), "w") as dst:
             dst.write(src.read())
     main(["--out", str(tmp_path), "--report-only", "--no-plots"])

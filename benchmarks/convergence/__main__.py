@@ -7,6 +7,7 @@ import argparse
 import os
 
 from benchmarks import optimizer_specs, problems
+from benchmarks.result_set import ResultFileError
 
 from .report import write_report
 from .tuning import run_sweep
@@ -52,7 +53,11 @@ def main(argv: list[str] | None = None) -> None:
             threads=args.threads,
         )
         print(f"sweep: {len(runs)} runs in {runs.attrs['seconds']:.1f} s")
-    for path in [csv, *write_report(csv, args.out, plots=not args.no_plots)]:
+    try:
+        written = write_report(csv, args.out, plots=not args.no_plots)
+    except ResultFileError as e:  # a damaged, truncated or mixed result set
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
+    for path in [csv, *written]:
         print(path)
 
 

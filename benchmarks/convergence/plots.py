@@ -12,6 +12,7 @@ import pandas as pd
 from benchmarks import plotting
 from benchmarks import problems as problem_registry
 from benchmarks.metadata import png_metadata
+from benchmarks.resume import atomic_write
 
 from .metrics import escape_curve, profile, trial_scores
 
@@ -38,7 +39,8 @@ def _caption(runs: pd.DataFrame) -> str:
 def _save(fig, path: str, runs: pd.DataFrame, dpi: int) -> None:
     """The figure as a PNG whose text chunks carry the provenance of the runs it shows (command, versions,
     commit, device, threads; the visible caption has the short form)."""
-    fig.savefig(path, dpi=dpi, metadata=png_metadata(runs.iloc[0].to_dict()))
+    meta = png_metadata(runs.iloc[0].to_dict())
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, metadata=meta))
 
 
 # -- trajectories -----------------------------------------------------------------------------------
@@ -274,6 +276,9 @@ def escape_curve_plot(runs: pd.DataFrame, path: str, palette: dict[str, tuple]) 
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylim(0.8, budget * 1.2)
+        lrs = curve[curve.problem == problem].lr
+        if not np.isfinite(curve[curve.problem == problem].steps_median).any():  # no point to autoscale on
+            ax.set_xlim(lrs.min() / 1.5, lrs.max() * 1.5)
         ax.set_title(problem, fontsize=10)
         ax.set_xlabel("lr")
         ax.set_ylabel("median steps to escape")

@@ -29,12 +29,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks import optimizer_specs, search_space
+from benchmarks import optimizer_specs, result_set, search_space
 from benchmarks import problems as problem_registry
 from benchmarks.metadata import REPO, run_metadata
 from benchmarks.optimizer_specs import OptimizerSpec
 from benchmarks.problems import DEFAULT_START, Problem
-from benchmarks.resume import UnitStore, atomic_write, write_csv
+from benchmarks.resume import UnitStore
 
 from .metrics import select_trial
 from .runner import BatchResult, Slab, log_record_steps, run_batch
@@ -94,16 +94,18 @@ def run_sweep(
     every problem (names from benchmarks.problems, default all) and returns the runs DataFrame (one row
     per run, all stages; columns in README.md): `seeds` held-out seeds per reported row, `trials` +
     `refine_trials` tuning trials per optimizer and problem, each on `tuning_seeds` seeds. With out_dir,
-    writes runs.csv, curves.csv, trajectories.csv and sweep.json there. threads: torch threads during
+    writes runs.csv, curves.csv, trajectories.csv and sweep.json there as one result set, with the
+    manifest.json that lists them written last (benchmarks.result_set). threads: torch threads during
     the sweep (None: leave as is); the tensors are small, and on a shared machine extra threads mostly
     wait on each other.
 
     With out_dir, each stage batch is a unit of work saved under out_dir/units/ once it finishes (see
     benchmarks.resume), keyed by the settings and the code version (a hash of the benchmark and
-    optimizer sources and the extension build): a rerun with the same settings and code loads the
-    finished stages and runs only the rest. resume=False discards saved stages first. Each row carries
-    the provenance of the run that computed its stage; runs.attrs["units_loaded"] counts the stages
-    loaded from disk."""
+    optimizer sources and the extension build), and named by that key: a rerun with the same settings
+    and code loads the finished stages and runs only the rest, and runs with other settings into the
+    same out_dir keep their own units beside these. resume=False discards every saved stage first. Each
+    row carries the provenance of the run that computed its stage; runs.attrs["units_loaded"] counts the
+    stages loaded from disk."""
     from tqdm.auto import tqdm
 
     specs, probs = _specs(optimizers), _problems(problems)
@@ -111,7 +113,9 @@ def run_sweep(
     tune_seeds = tuple(range(tuning_seeds))
     eval_seeds = tuple(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + seeds))
     record = log_record_steps(steps)
-    store = UnitStore(os.path.join(out_dir, "units"), fresh=not resume) if out_dir is not None else None
+    store = None
+    if out_dir is not None:  # each unit's file named by its key too: other settings do not replace it
+        store = UnitStore(os.path.join(out_dir, "units"), fresh=not resume, by_key=True)
     settings = _settings(specs, probs, seeds, steps, trials, refine_trials, tuning_seeds, dtype)
     previous_threads = torch.get_num_threads()
     if threads is not None:
@@ -160,9 +164,6 @@ def run_sweep(
     runs["lr_at_edge"] = (runs.stage == "final") & runs.lr.map(search_space.lr_at_edge)
     seconds = sum(b.seconds for _, b, _ in batches)  # compute time, the same however often it resumed
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        for name, frame in (("runs", runs), ("curves", curves), ("trajectories", trajectories)):
-            write_csv(frame, os.path.join(out_dir, f"{name}.csv"), float_format="%.10g")
         sweep = {
             **meta,
             "optimizers": [s.name for s in specs],
@@ -187,8 +188,10 @@ def run_sweep(
             },
             "problem_info": [p.info() for p in probs],
         }
-        text = json.dumps(sweep, indent=1, default=str).encode()
-        atomic_write(os.path.join(out_dir, "sweep.json"), lambda f: f.write(text))
+        with result_set.writing(out_dir) as result:  # its manifest, written last, lists each file
+            for name, frame in (("runs", runs), ("curves", curves), ("trajectories", trajectories)):
+                result.csv(f"{name}.csv", frame, float_format="%.10g")
+            result.text("sweep.json", json.dumps(sweep, indent=1, default=str))
     runs.attrs["seconds"] = seconds
     runs.attrs["units_loaded"] = store.loaded if store is not None else 0
     return runs
