@@ -25,7 +25,7 @@ import torch
 from benchmarks import optimizer_specs
 from benchmarks.metadata import run_metadata
 from benchmarks.optimizer_specs import OptimizerSpec
-from benchmarks.resume import atomic_write, write_csv
+from benchmarks.result_set import writing
 
 from .budget import Budget, budget_for
 from .executor import DataRecipe, Executor, RunTask, default_jobs
@@ -146,7 +146,8 @@ def run_cnn(
     """Runs the protocol for every optimizer (names from benchmarks.optimizer_specs; None: DEFAULT) and
     returns every epoch of every run (sweep and final; columns in README.md). seeds, epochs: override
     the dataset's budget (None: keep it). Writes out_dir/runs/ (one CSV per run, reused on rerun),
-    out_dir/cnn_epochs.csv (all rows of this call) and out_dir/cnn_run.json. Raises DataNotFoundError
+    out_dir/cnn_epochs.csv (all rows of this call) and out_dir/cnn_run.json, as one result set with
+    out_dir/manifest.json (benchmarks/result_set.py). Raises DataNotFoundError
     or DataFileError before any training if the dataset's files are missing or damaged.
 
     jobs: runs at once in worker processes (None: the budget's, else one per core); threads: torch
@@ -204,7 +205,6 @@ def run_cnn(
     # How the lr was chosen, for the report (not a setting of any run: stored runs do not carry it).
     rows = rows.assign(selection_epochs=budget.last_epochs, lr_extra=budget.lr_extra)
     seconds = time.perf_counter() - started
-    write_csv(rows, os.path.join(out_dir, "cnn_epochs.csv"))
     summary = {
         **meta,
         "dataset": dataset,
@@ -219,7 +219,8 @@ def run_cnn(
         "runs_trained": len(p.ran),
         "runs_loaded": len(p.loaded),
     }
-    text = json.dumps(summary, indent=1, default=str).encode()
-    atomic_write(os.path.join(out_dir, "cnn_run.json"), lambda f: f.write(text))
+    with writing(out_dir) as result:  # the two files as one set, with its manifest written last
+        result.csv("cnn_epochs.csv", rows)
+        result.text("cnn_run.json", json.dumps(summary, indent=1, default=str))
     rows.attrs.update(seconds=seconds, ran=p.ran, loaded=p.loaded)
     return rows
