@@ -11,6 +11,7 @@ import torch
 
 import optimizers
 from optimizers import _base
+from tests.helpers import PARITY_TOL, rel_diff
 
 CLASSES = {
     "momentum": lambda ps, **kw: optimizers.Momentum(ps, lr=1e-2, momentum=0.9, **kw),
@@ -22,9 +23,31 @@ CLASSES = {
 }
 
 
-def _params(dtype=torch.float32, shapes=((7,), (3, 4), (1,))):
+# The same rules in torch.optim (DiffGrad has none): an independent reference for the changes
+# torch.optim supports.
+TORCH = {
+    "momentum": lambda ps: torch.optim.SGD(ps, lr=1e-2, momentum=0.9),
+    "sgd": lambda ps: torch.optim.SGD(ps, lr=1e-2, momentum=0.0),
+    "adam": lambda ps: torch.optim.Adam(ps, lr=1e-2),
+    "adamw-amsgrad": lambda ps: torch.optim.AdamW(ps, lr=1e-2, amsgrad=True),
+    "rmsprop": lambda ps: torch.optim.RMSprop(ps, lr=1e-2),
+}
+
+SHAPES = ((7,), (3, 4), (1,))
+# A group of one dtype makes one kernel call on every param; float32 params beside a bf16 one under
+# master weights make two calls, whose param indices the plan keeps.
+PARAM_SETS = {
+    "float32": dict(dtypes=(torch.float32,) * 3, master_weights=False),
+    "mixed with master weights": dict(
+        dtypes=(torch.float32, torch.bfloat16, torch.float32), master_weights=True
+    ),
+}
+
+
+def _params(dtype=torch.float32, shapes=SHAPES, dtypes=None):
     generator = torch.Generator().manual_seed(0)
-    return [torch.nn.Parameter(torch.randn(s, generator=generator, dtype=dtype)) for s in shapes]
+    dtypes = dtypes or (dtype,) * len(shapes)
+    return [torch.nn.Parameter(torch.randn(s, generator=generator).to(d)) for s, d in zip(shapes, dtypes)]
 
 
 def _grads(params, step: int):
@@ -73,6 +96,29 @@ def _swap_params(opt, params, step):
         group[0], group[2] = group[2], group[0]
 
 
+def _swap_params_and_drop_a_grad(opt, params, step):
+    if step == 2:
+        group = opt.param_groups[0]["params"]
+        group[0], group[1] = group[1], group[0]
+        params[2].grad = None
+
+
+def _new_hyperparameters(opt, params, step):
+    """The values the kernels read from the group: taken at each step, never from the plan."""
+    if step == 2:
+        group = opt.param_groups[0]
+        group["lr"] = 0.5 * group["lr"]
+        group["weight_decay"] = 0.05
+        group["maximize"] = True
+
+
+def _new_param_object(opt, params, step):
+    if step == 2:
+        fresh = torch.nn.Parameter(params[0].detach().clone())
+        fresh.grad = params[0].grad
+        opt.param_groups[0]["params"][0] = params[0] = fresh
+
+
 CHANGES: dict[str, Callable] = {
     "nothing": lambda opt, params, step: None,
     "a grad set to None": _drop_a_grad,
@@ -81,12 +127,20 @@ CHANGES: dict[str, Callable] = {
     "state_dict reloaded": _reload,
     "a param's state deleted": _forget_state,
     "params reordered": _swap_params,
+    "params reordered and a grad set to None": _swap_params_and_drop_a_grad,
+    "hyperparameters changed": _new_hyperparameters,
+    "a param replaced by a new one": _new_param_object,
 }
+# What torch.optim does not support (its Adam raises on float64 params with float32 state).
+NOT_IN_TORCH = ("params made float64",)
 
 
-def _run(make, change, steps=4):
-    params = _params()
-    opt = make(params, fused=True)
+def _run(make: Callable, change: Callable, param_set: str = "float32", steps: int = 4):
+    """`steps` steps of the optimizer make(params, master_weights) builds, with `change` made
+    before each; the params and every state tensor at the end."""
+    settings = PARAM_SETS[param_set]
+    params = _params(dtypes=settings["dtypes"])
+    opt = make(params, settings["master_weights"])
     for step in range(steps):
         _grads(params, step)
         change(opt, params, step)
@@ -97,12 +151,17 @@ def _run(make, change, steps=4):
     return [p.detach().clone() for p in params], state
 
 
+def _ours(name: str) -> Callable:
+    return lambda params, master_weights: CLASSES[name](params, fused=True, master_weights=master_weights)
+
+
+@pytest.mark.parametrize("param_set", list(PARAM_SETS))
 @pytest.mark.parametrize("change", list(CHANGES), ids=list(CHANGES))
 @pytest.mark.parametrize("name", list(CLASSES))
-def test_a_step_with_a_plan_equals_one_without(name, change, monkeypatch):
-    with_plans = _run(CLASSES[name], CHANGES[change])
+def test_a_step_with_a_plan_equals_one_without(name, change, param_set, monkeypatch):
+    with_plans = _run(_ours(name), CHANGES[change], param_set)
     _without_plans(monkeypatch)
-    without = _run(CLASSES[name], CHANGES[change])
+    without = _run(_ours(name), CHANGES[change], param_set)
     for ours, fresh in zip(with_plans[0], without[0], strict=True):
         assert ours.dtype == fresh.dtype
         torch.testing.assert_close(ours, fresh, rtol=0, atol=0)
@@ -111,6 +170,62 @@ def test_a_step_with_a_plan_equals_one_without(name, change, monkeypatch):
         assert state.keys() == without[1][i].keys()
         for key, value in state.items():
             torch.testing.assert_close(value, without[1][i][key], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("change", [c for c in CHANGES if c not in NOT_IN_TORCH])
+@pytest.mark.parametrize("name", list(TORCH))
+def test_planned_steps_match_torch_optim_through_the_change(name, change):
+    """The same run against torch.optim's own rule, which keeps no plan: params and every state
+    tensor torch keeps, at the package's fp32 parity tolerance."""
+    ours_params, ours_state = _run(_ours(name), CHANGES[change])
+    torch_params, torch_state = _run(lambda ps, _: TORCH[name](ps), CHANGES[change])
+    for ours, ref in zip(ours_params, torch_params, strict=True):
+        assert rel_diff(ours, ref) <= PARITY_TOL[torch.float32]
+    for i, state in torch_state.items():
+        for key, ref in state.items():
+            assert rel_diff(ours_state[i][key], ref) <= PARITY_TOL[torch.float32], (i, key)
+
+
+def _master_weights_on(opt, group, params, dtypes, devices):
+    group["master_weights"] = True  # the same group dict, changed in place
+    return opt, group, params, dtypes, devices
+
+
+# Each thing the plan depends on, changed alone: holds() must see it (the end-to-end runs above
+# cannot tell some of them apart on a CPU-only machine, e.g. a param moved to another device).
+STALE = {
+    "another group dict": lambda opt, g, ps, dt, dv: (opt, dict(g), ps, dt, dv),
+    "another state mapping": lambda opt, g, ps, dt, dv: (_WithState(dict(opt.state)), g, ps, dt, dv),
+    "master weights turned on": _master_weights_on,
+    "a param fewer": lambda opt, g, ps, dt, dv: (opt, g, ps[:2], dt[:2], dv[:2]),
+    "another param object": lambda opt, g, ps, dt, dv: (
+        opt,
+        g,
+        [torch.nn.Parameter(ps[0].detach().clone()), *ps[1:]],
+        dt,
+        dv,
+    ),
+    "params reordered": lambda opt, g, ps, dt, dv: (opt, g, [ps[1], ps[0], ps[2]], dt, dv),
+    "a dtype changed": lambda opt, g, ps, dt, dv: (opt, g, ps, [torch.float64, *dt[1:]], dv),
+    "a device changed": lambda opt, g, ps, dt, dv: (opt, g, ps, dt, [torch.device("meta"), *dv[1:]]),
+}
+
+
+class _WithState:
+    def __init__(self, state):
+        self.state = state
+
+
+@pytest.mark.parametrize("what", list(STALE))
+def test_the_plan_no_longer_holds_when_anything_it_depends_on_changes(what):
+    params = _params()
+    opt = optimizers.Adam(params, fused=True)
+    _grads(params, 0)
+    opt.step()
+    group, plan = opt.param_groups[0], opt._group_plans[0]
+    dtypes, devices = [p.dtype for p in params], [p.device for p in params]
+    assert plan.holds(opt, group, params, dtypes, devices)
+    assert not plan.holds(*STALE[what](opt, group, params, dtypes, devices))
 
 
 def test_the_plan_is_kept_while_nothing_changes_and_dropped_when_something_does():
