@@ -199,6 +199,36 @@ def test_separated_samples_exclude_one_and_overlapping_ones_hold_it():
     assert same.lo < 1.0 < same.hi and same.parity and str(same).endswith(", parity")
 
 
+def test_the_interval_agrees_with_scipys_paired_percentile_bootstrap():
+    """An independent implementation of the same interval: scipy's bootstrap resamples the pairs
+    (round r of ours with round r of the peer) and takes the percentiles of the ratio of medians."""
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(3)
+    drift = rng.uniform(0.8, 1.6, size=40)  # the machine's speed, shared by both sides of a round
+    ours = drift * rng.normal(10.0, 0.5, size=40)
+    peer = drift * rng.normal(11.0, 1.5, size=40)
+    ratio = intervals.speedup(ours, peer, resamples=20000)
+    reference = stats.bootstrap(
+        (ours, peer),
+        lambda a, b: np.median(b) / np.median(a),
+        paired=True,
+        vectorized=False,
+        method="percentile",
+        n_resamples=20000,
+        confidence_level=0.95,
+        random_state=np.random.default_rng(4),
+    ).confidence_interval
+    assert ratio.value == pytest.approx(np.median(peer) / np.median(ours))
+    assert ratio.lo == pytest.approx(reference.low, abs=0.01)
+    assert ratio.hi == pytest.approx(reference.high, abs=0.01)
+    assert ratio.hi - ratio.lo > 0.05  # a real interval, not a point
+
+
+def test_a_ratio_without_samples_has_no_interval_and_is_never_parity():
+    ratio = intervals.Ratio.without_interval(1.0)
+    assert not ratio.has_interval and not ratio.parity and str(ratio) == "1.00× (no samples)"
+
+
 def test_rounds_are_resampled_whole():
     # Two samples a round: each round's pair goes together, so a round-to-round drift that hits
     # both sides alike leaves the ratio exact.
@@ -287,11 +317,14 @@ def test_report_shows_each_speedup_with_its_interval_and_parity(tmp_path):
 
 
 def test_report_reads_a_csv_without_samples(tmp_path):
-    """A table made before the samples were kept still reports, with the ratio alone."""
+    """A table made before the samples were kept still reports, with the ratio alone and no
+    interval (not a point interval, which would claim a certainty the table cannot show)."""
     rows = [_row("ours", [10.0, 10.0]), _row("torch-fused", [12.0, 12.0])]
     df = pd.DataFrame(rows).drop(
         columns=["samples_ms", "per_round", "tensors", "state_bytes_per_param", "left_out"]
     )
     df.to_csv(tmp_path / "speed_cpu.csv", index=False)
     (md,) = report.write_report(str(tmp_path / "speed_cpu.csv"), str(tmp_path), plots=False)
-    assert "| 1.20× (1.20–1.20) |" in open(md).read()
+    text = open(md).read()
+    assert "| 1.20× (no samples) |" in text and "parity" not in text.split("####", 1)[1]
+    report.speedup_plot(pd.read_csv(tmp_path / "speed_cpu.csv"), str(tmp_path / "speedup.png"))

@@ -9,6 +9,7 @@ holds 1.0 is reported as parity.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,15 +21,24 @@ SEED = 0  # fixed: the same samples give the same interval in the run and in eve
 
 @dataclass(frozen=True)
 class Ratio:
-    """value = median(slower side's samples) / median(other side's); lo, hi: its interval."""
+    """value = median(peer's samples) / median(ours): above 1, ours is faster. lo, hi: the bounds of
+    its interval; NaN when there is none (a table whose rows kept no samples)."""
 
     value: float
     lo: float
     hi: float
 
+    @classmethod
+    def without_interval(cls, value: float) -> Ratio:
+        return cls(value, math.nan, math.nan)
+
+    @property
+    def has_interval(self) -> bool:
+        return not (math.isnan(self.lo) or math.isnan(self.hi))
+
     @property
     def parity(self) -> bool:
-        return self.lo <= 1.0 <= self.hi
+        return self.has_interval and self.lo <= 1.0 <= self.hi
 
     def __str__(self) -> str:
         return format_ratio(self)
@@ -79,7 +89,10 @@ def _as_rounds(samples: np.ndarray) -> np.ndarray:
 
 
 def format_ratio(ratio: Ratio) -> str:
-    """'3.06× (2.95–3.12)', or '1.02× (0.97–1.08), parity' when the interval holds 1."""
+    """'3.06× (2.95–3.12)', or '1.02× (0.97–1.08), parity' when the interval holds 1, or
+    '1.02× (no samples)' when there is no interval: a ratio alone is never shown as certain."""
+    if not ratio.has_interval:
+        return f"{ratio.value:.2f}× (no samples)"
     text = f"{ratio.value:.2f}× ({ratio.lo:.2f}–{ratio.hi:.2f})"
     return f"{text}, parity" if ratio.parity else text
 

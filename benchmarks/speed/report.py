@@ -214,14 +214,38 @@ def _grid(count: int, columns: int = 2) -> tuple[int, int]:
     return math.ceil(count / columns), columns
 
 
-def _footer(fig, df: pd.DataFrame, what: str) -> None:
+def _figure(plt, panels: int, rows_per_panel: list[int]):
+    """A grid of panels (two columns where there are two or more), each row as tall as its panel
+    with the most bars, under constrained layout: the title, legend and footer get room of their own."""
+    rows, cols = _grid(panels)
+    row_height = [max(rows_per_panel[r * cols : (r + 1) * cols]) * 0.2 + 1.0 for r in range(rows)]
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(6.2 * cols, sum(row_height) + 2.0),
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"height_ratios": row_height},
+    )
+    for k in range(panels, rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    return fig, [axes[k // cols][k % cols] for k in range(panels)], cols
+
+
+def _finish(fig, df: pd.DataFrame, what: str, handles: list, columns: int, path: str) -> None:
+    """Title (what, machine, versions, commit) on two lines that fit the figure, the legend below
+    the panels and outside them (it covers no bar), the command in grey at the foot; then saved."""
     meta = df.iloc[0]
     dtype = meta.get("dtype", "float32")  # not meta.dtype: that is the Series' own dtype
     params = f", {dtype} params" if dtype != "float32" else ""
     fig.suptitle(
-        f"{what} on {meta.device}{params}, torch {meta.torch_version}, commit {meta.git_commit}", y=0.995
+        f"{what}{params}\n{meta.device} · torch {meta.torch_version} · commit {meta.git_commit}",
+        fontsize=10,
     )
-    fig.text(0.01, 0.003, f"{meta.command} · {meta.threads} threads", fontsize=7, color="grey")
+    ncol = 4 if columns > 1 else 2
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.supxlabel(f"{meta.command} · {meta.threads} threads", fontsize=7, color="grey", wrap=True)
+    fig.savefig(path, dpi=110, metadata=png_metadata(df.iloc[0].to_dict()))
 
 
 def _implementations(df: pd.DataFrame) -> list[str]:
@@ -244,7 +268,7 @@ def _bar(ax, y: float, value: float, low: float, high: float, limit: float, colo
     """A horizontal bar with its interval [low, high]; one that runs past the axis' limit stops
     there, its value written at the end."""
     ax.barh(y, min(value, limit), height=0.8, color=colour, edgecolor="white", linewidth=0.4)
-    if value <= limit:
+    if value <= limit and not (math.isnan(low) or math.isnan(high)):
         xerr = [[value - low], [min(high, limit) - value]]
         ax.errorbar(value, y, xerr=xerr, fmt="none", ecolor="#333333", lw=0.8, capsize=2)
     else:
@@ -262,21 +286,9 @@ def time_plot(df: pd.DataFrame, path: str) -> None:
 
     workloads = list(dict.fromkeys(df.workload))
     impls = _implementations(df)
-    heights = []
-    for workload in workloads:
-        part = df[df.workload == workload]
-        heights.append(len(part) + part.rule.nunique())
-    rows, cols = _grid(len(workloads))
-    row_height = [max(heights[r * cols : (r + 1) * cols]) * 0.2 + 1.0 for r in range(rows)]
-    fig, axes = plt.subplots(
-        rows,
-        cols,
-        figsize=(6.2 * cols, sum(row_height) + 1.4),
-        squeeze=False,
-        gridspec_kw={"height_ratios": row_height},
-    )
-    for k, workload in enumerate(workloads):
-        ax = axes[k // cols][k % cols]
+    heights = [len(df[df.workload == w]) + df[df.workload == w].rule.nunique() for w in workloads]
+    fig, axes, cols = _figure(plt, len(workloads), heights)
+    for ax, workload in zip(axes, workloads):
         part = df[df.workload == workload]
         limit = TIME_AXIS_SPAN * _contenders_ms(part)
         y, ticks, labels = 0.0, [], []
@@ -299,15 +311,9 @@ def time_plot(df: pd.DataFrame, path: str) -> None:
         ax.set_xlim(0, limit)
         ax.set_xlabel("ms per step (median; line: 20th–80th percentile)")
         ax.set_title(_title(workload, part), fontsize=9)
-    for k in range(len(workloads), rows * cols):
-        axes[k // cols][k % cols].axis("off")
     handles = [Patch(color=_colour(i), label=i) for i in impls]
     handles.append(Line2D([], [], color="black", ls="--", label="byte-count floor (bytes ÷ triad bandwidth)"))
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
-    _footer(fig, df, "Optimizer step time")
-    legend_rows = math.ceil(len(handles) / 4)
-    fig.tight_layout(rect=(0, (0.35 + 0.22 * legend_rows) / (sum(row_height) + 1.4), 1, 0.985))
-    fig.savefig(path, dpi=110, metadata=png_metadata(df.iloc[0].to_dict()))
+    _finish(fig, df, "Optimizer step time", handles, cols, path)
     plt.close(fig)
 
 
@@ -322,20 +328,11 @@ def speedup_plot(df: pd.DataFrame, path: str) -> None:
 
     workloads = list(dict.fromkeys(df.workload))
     impls = [i for i in _implementations(df) if not is_ours(i)]
-    rows, cols = _grid(len(workloads))
     counts = [
         len(df[(df.workload == w) & ~df.implementation.map(is_ours)]) + df.rule.nunique() for w in workloads
     ]
-    row_height = [max(counts[r * cols : (r + 1) * cols]) * 0.2 + 1.0 for r in range(rows)]
-    fig, axes = plt.subplots(
-        rows,
-        cols,
-        figsize=(6.2 * cols, sum(row_height) + 1.4),
-        squeeze=False,
-        gridspec_kw={"height_ratios": row_height},
-    )
-    for k, workload in enumerate(workloads):
-        ax = axes[k // cols][k % cols]
+    fig, axes, cols = _figure(plt, len(workloads), counts)
+    for ax, workload in zip(axes, workloads):
         part = df[df.workload == workload]
         y, ticks, labels, right = 0.0, [], [], 1.0
         for rule, group in part.groupby("rule", sort=False):
@@ -348,7 +345,8 @@ def speedup_plot(df: pd.DataFrame, path: str) -> None:
                 ratio = speedup_of(ours.iloc[0], peers[peers.implementation == impl].iloc[0])
                 label = f"{ratio.value:.3g}×"
                 _bar(ax, y, ratio.value, ratio.lo, ratio.hi, SPEEDUP_AXIS_LIMIT, _colour(impl), label)
-                right = max(right, min(ratio.hi, SPEEDUP_AXIS_LIMIT))
+                reach = ratio.hi if ratio.has_interval else ratio.value
+                right = max(right, min(reach, SPEEDUP_AXIS_LIMIT))
                 y += 1
             ticks.append((top + y - 1) / 2)
             labels.append(rule)
@@ -359,15 +357,9 @@ def speedup_plot(df: pd.DataFrame, path: str) -> None:
         ax.set_xlim(0, min(right * 1.08, SPEEDUP_AXIS_LIMIT))
         ax.set_xlabel("speedup of ours: peer's median time ÷ ours (line: 95% bootstrap interval)")
         ax.set_title(_title(workload, part), fontsize=9)
-    for k in range(len(workloads), rows * cols):
-        axes[k // cols][k % cols].axis("off")
     handles = [Patch(color=_colour(i), label=i) for i in impls]
     handles.append(Line2D([], [], color="black", ls="--", label="parity (1×)"))
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
-    _footer(fig, df, "Speedup of ours over each peer")
-    legend_rows = math.ceil(len(handles) / 4)
-    fig.tight_layout(rect=(0, (0.35 + 0.22 * legend_rows) / (sum(row_height) + 1.4), 1, 0.985))
-    fig.savefig(path, dpi=110, metadata=png_metadata(df.iloc[0].to_dict()))
+    _finish(fig, df, "Speedup of ours over each peer", handles, cols, path)
     plt.close(fig)
 
 

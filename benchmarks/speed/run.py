@@ -108,11 +108,10 @@ def samples_of(row: pd.Series) -> np.ndarray:
 
 
 def speedup_of(ours: pd.Series, peer: pd.Series) -> intervals.Ratio:
-    """The peer's median time over ours, with its bootstrap interval over the shared rounds (the
-    interval is the ratio alone when the rows carry no samples)."""
+    """The peer's median time over ours, with its bootstrap interval over the shared rounds (no
+    interval when the rows carry no samples: a table made before they were kept)."""
     if "samples_ms" not in ours or pd.isna(ours.samples_ms) or pd.isna(peer.samples_ms):
-        value = peer.ms_median / ours.ms_median
-        return intervals.Ratio(value, value, value)
+        return intervals.Ratio.without_interval(peer.ms_median / ours.ms_median)
     return intervals.speedup(samples_of(ours), samples_of(peer))
 
 
