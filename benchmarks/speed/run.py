@@ -147,12 +147,6 @@ UNIT_COLUMNS = 2
 """The version of the rows a unit holds (2: samples_ms, state bytes, left_out): units saved with
 other columns are measured again."""
 
-DEFAULT_WORKLOADS = {
-    "cpu": ["1M", "16M", "64M", "resnet18", "resnet50", "gpt2", "many-small", "overhead"],
-    "cuda": ["1M", "16M", "64M", "256M", "resnet50"],
-}
-"""The workloads a full run measures, by device type."""
-
 
 def run_speed(
     rules: list[str],

@@ -99,3 +99,9 @@ WORKLOADS = {
     "many-small": many_small,
     "overhead": tiny_tensors,
 }
+
+DEFAULT_WORKLOADS = {
+    "cpu": ["1M", "16M", "64M", "resnet18", "resnet50", "gpt2", "many-small", "overhead"],
+    "cuda": ["1M", "16M", "64M", "256M", "resnet50"],
+}
+"""The workloads a full run measures, by device type (the CLI's help shows them from here)."""
