@@ -2,6 +2,8 @@
 intervals on data with a known answer, the report, and one tiny run end to end.
 (Speed itself is measured by the benchmark, never asserted in a test.)"""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -294,7 +296,9 @@ def test_report_shows_each_speedup_with_its_interval_and_parity(tmp_path):
     ]
     csv = tmp_path / "speed_cpu.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
-    paths = report.write_report(str(csv), str(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the plots' layout applied (nothing collapsed or cut)
+        paths = report.write_report(str(csv), str(tmp_path))
     assert [p.rsplit("/", 1)[1] for p in paths] == ["speed_cpu.md", "speed_cpu.png", "speed_cpu_speedup.png"]
     text = open(paths[0]).read()
     fused = next(line for line in text.splitlines() if "| 16M | adam |" in line and "torch-fused" in line)
@@ -327,4 +331,6 @@ def test_report_reads_a_csv_without_samples(tmp_path):
     (md,) = report.write_report(str(tmp_path / "speed_cpu.csv"), str(tmp_path), plots=False)
     text = open(md).read()
     assert "| 1.20× (no samples) |" in text and "parity" not in text.split("####", 1)[1]
-    report.speedup_plot(pd.read_csv(tmp_path / "speed_cpu.csv"), str(tmp_path / "speedup.png"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. a layout that collapsed: a marker drawn off the axis
+        report.speedup_plot(pd.read_csv(tmp_path / "speed_cpu.csv"), str(tmp_path / "speedup.png"))

@@ -268,11 +268,11 @@ def _bar(ax, y: float, value: float, low: float, high: float, limit: float, colo
     """A horizontal bar with its interval [low, high]; one that runs past the axis' limit stops
     there, its value written at the end."""
     ax.barh(y, min(value, limit), height=0.8, color=colour, edgecolor="white", linewidth=0.4)
-    if value <= limit and not (math.isnan(low) or math.isnan(high)):
+    if value > limit:
+        ax.text(limit * 0.99, y, f"{label} ▸", ha="right", va="center", fontsize=6.5, color="black")
+    elif not (math.isnan(low) or math.isnan(high)):  # NaN: no interval (a table without samples)
         xerr = [[value - low], [min(high, limit) - value]]
         ax.errorbar(value, y, xerr=xerr, fmt="none", ecolor="#333333", lw=0.8, capsize=2)
-    else:
-        ax.text(limit * 0.99, y, f"{label} ▸", ha="right", va="center", fontsize=6.5, color="black")
 
 
 def time_plot(df: pd.DataFrame, path: str) -> None:
