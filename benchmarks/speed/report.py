@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 
 import pandas as pd
 
@@ -233,18 +234,19 @@ def _figure(plt, panels: int, rows_per_panel: list[int]):
 
 
 def _finish(fig, df: pd.DataFrame, what: str, handles: list, columns: int, path: str) -> None:
-    """Title (what, machine, versions, commit) on two lines that fit the figure, the legend below
-    the panels and outside them (it covers no bar), the command in grey at the foot; then saved."""
+    """The title (what; machine, versions, commit; the command) on lines that fit the figure, the
+    legend below the panels and outside them (it covers no bar); then saved. Constrained layout
+    makes room for both (a footer of its own would overlap the legend)."""
     meta = df.iloc[0]
     dtype = meta.get("dtype", "float32")  # not meta.dtype: that is the Series' own dtype
     params = f", {dtype} params" if dtype != "float32" else ""
+    command = textwrap.fill(f"{meta.command} · {meta.threads} threads", width=100 * columns)
     fig.suptitle(
-        f"{what}{params}\n{meta.device} · torch {meta.torch_version} · commit {meta.git_commit}",
-        fontsize=10,
+        f"{what}{params}\n{meta.device} · torch {meta.torch_version} · commit {meta.git_commit}\n{command}",
+        fontsize=9,
     )
     ncol = 4 if columns > 1 else 2
     fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)
-    fig.supxlabel(f"{meta.command} · {meta.threads} threads", fontsize=7, color="grey", wrap=True)
     fig.savefig(path, dpi=110, metadata=png_metadata(df.iloc[0].to_dict()))
 
 
