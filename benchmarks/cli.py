@@ -38,7 +38,7 @@ benchmarks.cnn's per-dataset budget (mnist1d: 10 held-out seeds; quick: 2)."""
 SPEED = {"rounds": 30}
 SPEED_DTYPES = ("float32", "bfloat16", "float16")
 QUICK_SPEED = {"workloads": ["1M"], "rounds": 3}
-"""speed (alone or within `all`) measures benchmarks.speed.run.DEFAULT_WORKLOADS in 30 rounds: the
+"""speed (alone or within `all`) measures benchmarks.speed.shapes.DEFAULT_WORKLOADS in 30 rounds: the
 published table."""
 
 
@@ -234,16 +234,21 @@ def build_parser() -> argparse.ArgumentParser:
     _cnn_run_options(group)
 
     from benchmarks.speed.cases import IMPLEMENTATIONS
-    from benchmarks.speed.shapes import WORKLOADS
+    from benchmarks.speed.shapes import DEFAULT_WORKLOADS, WORKLOADS
 
+    defaults = "; ".join(f"on {device}: {' '.join(names)}" for device, names in DEFAULT_WORKLOADS.items())
     sub = commands.add_parser(
         "speed",
         parents=[run, _device_option()],
-        help="time per optimizer step against torch.optim and the memory-bandwidth floor",
-        description="Time per step of each rule's implementations (ours, torch.optim fused / foreach / "
-        "for-loop, pytorch_optimizer) next to the memory-bandwidth floor (benchmarks/speed/). Writes "
-        "OUT/speed/: speed_<device>.csv, .md, .png; each (rule, workload) is a work unit in "
-        "OUT/speed/units/.",
+        help="time per optimizer step against torch.optim and other peers, and the memory-bandwidth floor",
+        description="Time per step of each rule's implementations next to the memory-bandwidth floor "
+        "(benchmarks/speed/): ours, torch.optim fused / foreach / for-loop, torch.compile'd foreach, "
+        "DeepSpeed's CPU Adam, bitsandbytes' 32-bit optimizers and pytorch_optimizer's DiffGrad. A "
+        "peer whose package is missing (or that cannot run on the device) is left out and named in "
+        "the table. Each speedup is a ratio of medians with its bootstrap interval over the "
+        "interleaved rounds (parity when it holds 1). Writes OUT/speed/: speed_<device>.csv, .md, "
+        ".png (time per step) and _speedup.png (speedups with their intervals); each (rule, "
+        "workload) is a work unit in OUT/speed/units/.",
     )
     group = sub.add_argument_group("speed options")
     group.add_argument(
@@ -258,22 +263,22 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="NAME",
         choices=list(WORKLOADS),
-        help=f"from {', '.join(WORKLOADS)} (default on cpu: 1M 16M 64M resnet18 resnet50; "
-        "on cuda: 1M 16M 64M 256M resnet50; quick: 1M)",
+        help=f"from {', '.join(WORKLOADS)} (default {defaults}; quick: {' '.join(QUICK_SPEED['workloads'])})",
     )
     group.add_argument(
         "--rounds",
         type=_count("rounds"),
         metavar="N",
-        help="rounds of interleaved steps; one timed step of each implementation per round "
-        "(default: 30; quick: 3)",
+        help="rounds of interleaved steps; one timed step of each implementation per round, "
+        f"the unit the speedups' intervals resample (default: {SPEED['rounds']}; quick: "
+        f"{QUICK_SPEED['rounds']})",
     )
     group.add_argument(
         "--dtype",
         default="float32",
         choices=list(SPEED_DTYPES),
         help="params' dtype (default: float32); bfloat16 and float16 also time ours with "
-        "master_weights=True (ours-master) and write speed_<device>_<dtype>.csv",
+        "master_weights=True (ours-master) and write speed_<device>_<dtype>.csv (.md, .png, _speedup.png)",
     )
 
     sub = commands.add_parser(
@@ -452,7 +457,8 @@ def run_speed_part(args, workloads: list[str] | None = None, rounds: int | None 
     from benchmarks.resume import write_csv
     from benchmarks.speed.cases import IMPLEMENTATIONS
     from benchmarks.speed.report import write_report
-    from benchmarks.speed.run import DEFAULT_WORKLOADS, run_speed
+    from benchmarks.speed.run import run_speed
+    from benchmarks.speed.shapes import DEFAULT_WORKLOADS
 
     device_type = torch.device(args.device).type
     out = writable_dir(os.path.join(_out(args), "speed"))

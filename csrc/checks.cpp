@@ -73,6 +73,9 @@ Extent extent_of(const at::Tensor& t, const char* list, size_t index, bool writt
 void check_no_overlap(const char* op, const std::vector<NamedList>& lists,
                       const std::vector<bool>& written) {
   std::vector<Extent> extents;
+  size_t count = 0;
+  for (const auto& list : lists) count += list.tensors.size();
+  extents.reserve(count);
   for (size_t k = 0; k < lists.size(); ++k) {
     for (size_t i = 0; i < lists[k].tensors.size(); ++i) {
       const at::Tensor& t = lists[k].tensors[i];
@@ -83,6 +86,14 @@ void check_no_overlap(const char* op, const std::vector<NamedList>& lists,
       extents.push_back(extent_of(t, lists[k].name, i, written[k]));
     }
   }
+  // Tensors of distinct storages cannot overlap: in the usual call every tensor has a storage of
+  // its own, which sorting the storage pointers alone shows at a fraction of the cost of sorting
+  // the extents (a call on 4096 small params spent a sixth of its time in that sort).
+  std::vector<const void*> storages;
+  storages.reserve(extents.size());
+  for (const Extent& e : extents) storages.push_back(e.storage);
+  std::sort(storages.begin(), storages.end());
+  if (std::adjacent_find(storages.begin(), storages.end()) == storages.end()) return;
   std::sort(extents.begin(), extents.end(), [](const Extent& a, const Extent& b) {
     return std::tie(a.storage, a.begin) < std::tie(b.storage, b.begin);
   });

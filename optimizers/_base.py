@@ -3,9 +3,10 @@ lazy state, and the choice between the fused kernel and the reference path."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import operator
 from collections.abc import Callable
-from itertools import chain
+from dataclasses import dataclass
+from itertools import chain, repeat
 
 import torch
 from torch import Tensor
@@ -141,12 +142,32 @@ class FusedOptimizer(torch.optim.Optimizer):
         _extension.warn_fallback_once(device)
         return getattr(reference, self.op_name)
 
-    def _params_with_grad(self, group_index: int, group: dict) -> list[Tensor]:
-        params = [p for p in group["params"] if p.grad is not None]
+    def _check_tensors(
+        self,
+        group_index: int,
+        group: dict,
+        params: list[Tensor],
+        grads: list[Tensor],
+        dtypes: list[torch.dtype],
+        params_checked: bool = False,
+    ) -> None:
+        """Refuses sparse grads and params or grads that are not floating point, on the sets of
+        dtypes and layouts (a few per group); param by param only to name the one that is wrong.
+        `params_checked`: the params' dtypes passed at the last step (see _GroupPlan), and grads of
+        the same dtypes then pass too."""
+        if {g.layout for g in grads} == _STRIDED:
+            grad_dtypes = [g.dtype for g in grads]
+            if params_checked and grad_dtypes == dtypes:
+                return
+            if all(d.is_floating_point for d in {*dtypes, *grad_dtypes}):
+                return
         for p in params:
             if p.grad.is_sparse or not p.is_floating_point() or not p.grad.is_floating_point():
                 self._reject(group_index, group, p)
-        return params
+
+    def _is_operator(self, kernel: Callable) -> bool:
+        """True for the compiled operator itself (not the reference path, nor a DTensor wrapper)."""
+        return kernel is getattr(torch.ops.optimizers, self.op_name, None)
 
     def _reject(self, group_index: int, group: dict, p: Tensor) -> None:
         name = type(self).__name__
@@ -208,46 +229,151 @@ class FusedOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group_index, group in enumerate(self.param_groups):
-            params = self._params_with_grad(group_index, group)
-            # Every kernel is found before any state is made: a step that cannot run changes nothing.
-            kernels = {
-                device: self._kernel(group, device, _dtensor.has_dtensor(params))
-                for device in {p.device for p in params}
-            }
-            fresh = [p for p in params if not self.state.get(p)]
-            try:
-                self._step_group(group, params, kernels)
-            except Exception:
-                for p in fresh:
-                    self.state.pop(p, None)
-                raise
+            params = group["params"]
+            grads = [p.grad for p in params]  # each p.grad read once: a step costs per param
+            if any(map(operator.is_, grads, repeat(None))):
+                params = [p for p, g in zip(params, grads) if g is not None]
+                grads = [g for g in grads if g is not None]
+            if params:
+                self._step_group(group_index, group, list(params), grads)
         return loss
 
-    def _step_group(self, group: dict, params: list[Tensor], kernels: dict) -> None:
-        # One kernel call per device, and apart for the params with master weights.
-        batches: dict[tuple[torch.device, bool], list[Tensor]] = defaultdict(list)
-        for p in params:
-            state = self.state[p]
-            fresh = len(state) == 0
-            master = self._master_param(group, p, state)
-            target = p if master is None else master
-            if fresh:
-                self._init_state(group, target, state)
+    def _step_group(self, group_index: int, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
+        dtypes = [p.dtype for p in params]
+        devices = [p.device for p in params]
+        plan = self._valid_plan(group_index, group, params, dtypes, devices)
+        # Every kernel is found before any state is made: a step that cannot run changes nothing.
+        if plan is None:
+            distributed = _dtensor.has_dtensor(params)
+            kernels = {device: self._kernel(group, device, distributed) for device in set(devices)}
+        else:
+            kernels = {device: self._kernel(group, device, plan.distributed) for device, _, _ in plan.batches}
+        # A planned step of one operator call leaves the grads to the operator, which checks every
+        # tensor before it writes any; should it refuse them, the check below names the param.
+        checked_by_operator = (
+            plan is not None and len(kernels) == 1 and self._is_operator(next(iter(kernels.values())))
+        )
+        if not checked_by_operator:
+            self._check_tensors(group_index, group, params, grads, dtypes, params_checked=plan is not None)
+        states = [self.state[p] for p in params]  # made empty for params seen the first time
+        fresh = [p for p, state in zip(params, states) if not state]
+        try:
+            if plan is None:
+                for p, state in zip(params, states):
+                    self._prepare_state(group, p, state)
+                plan = _GroupPlan.of(self, group, params, dtypes, devices, distributed)
             else:
-                _follow_dtype(state, target.dtype)
-            batches[p.device, master is not None].append(p)
-        for (device, with_master), batch in batches.items():
-            states = [self.state[p] for p in batch]
-            grads = [p.grad for p in batch]
+                # As planned, but for params whose state was removed or is kept empty (plain SGD).
+                for p in fresh:
+                    self._prepare_state(group, p, self.state[p])
+            self._run_batches(group, plan, params, grads, states, kernels)
+        except Exception:
+            for p in fresh:
+                self.state.pop(p, None)
+            if checked_by_operator:
+                self._check_tensors(group_index, group, params, grads, dtypes)
+            raise
+        for p, state in zip(params, states):
+            if not state:  # a rule without state (plain SGD) keeps none, as torch.optim
+                del self.state[p]
+        self._store_plan(group_index, plan)  # only once the step went through
+
+    def _run_batches(self, group, plan, params, grads, states, kernels) -> None:
+        """One kernel call per device, and apart for the params with master weights."""
+        for device, with_master, chosen in plan.batches:
+            if chosen is None:
+                batch, batch_grads, batch_states = params, grads, states
+            else:
+                batch = [params[i] for i in chosen]
+                batch_grads = [grads[i] for i in chosen]
+                batch_states = [states[i] for i in chosen]
             kernel = kernels[device]
             if with_master:
-                masters = [state["master_param"] for state in states]
-                self._update(group, masters, grads, states, kernel, model_params=batch)
+                masters = [self._master_param(group, p, s) for p, s in zip(batch, batch_states)]
+                self._update(group, masters, batch_grads, batch_states, kernel, model_params=batch)
             else:
-                self._update(group, batch, grads, states, kernel, model_params=None)
-            for p, state in zip(batch, states):
-                if not state:  # a rule without state (plain SGD) keeps none, as torch.optim
-                    del self.state[p]
+                self._update(group, batch, batch_grads, batch_states, kernel, model_params=None)
+
+    def _prepare_state(self, group: dict, p: Tensor, state: dict) -> None:
+        """A param's state made (first step) or brought to its param's dtype and master weights."""
+        fresh = len(state) == 0
+        master = self._master_param(group, p, state)
+        target = p if master is None else master
+        if fresh:
+            self._init_state(group, target, state)
+        else:
+            _follow_dtype(state, target.dtype)
+
+    def _valid_plan(
+        self,
+        group_index: int,
+        group: dict,
+        params: list[Tensor],
+        dtypes: list[torch.dtype],
+        devices: list[torch.device],
+    ) -> _GroupPlan | None:
+        """The plan of the group's last step if nothing it depends on has changed since, else None
+        (and always None under torch.compile, which traces the full path)."""
+        if torch.compiler.is_compiling():
+            return None
+        plans = self.__dict__.setdefault("_group_plans", {})
+        plan = plans.get(group_index)
+        if plan is None or not plan.holds(self, group, params, dtypes, devices):
+            plans.pop(group_index, None)
+            return None
+        return plan
+
+    def _store_plan(self, group_index: int, plan: _GroupPlan) -> None:
+        if not torch.compiler.is_compiling():
+            self.__dict__.setdefault("_group_plans", {})[group_index] = plan
+
+
+@dataclass(eq=False)
+class _GroupPlan:
+    """What one group's step found out param by param, kept for the next step while it holds.
+
+    It holds while the group dict, the optimizer's state mapping (load_state_dict replaces it), the
+    master_weights choice, the params with a grad (the same objects, in order) and their dtypes and
+    devices are all as they were at the last step that went through. Then the params' dtypes are
+    floating point, each param's state has its param's dtype and master weights (that step made it
+    so), and the kernel calls go by the same batches. No tensor of the step is kept: the grads and
+    the state tensors are read again each time; a state tensor replaced by hand with another
+    dtype, shape or device is refused by the operator's own checks."""
+
+    group: dict
+    state: dict
+    master_weights: bool
+    params: list[Tensor]
+    dtypes: list[torch.dtype]
+    devices: list[torch.device]
+    distributed: bool  # some params are DTensors
+    batches: list[tuple[torch.device, bool, list[int] | None]]  # None: all the params, in order
+
+    @classmethod
+    def of(cls, optimizer, group, params, dtypes, devices, distributed) -> _GroupPlan:
+        master = group["master_weights"]
+        chosen: dict[tuple[torch.device, bool], list[int]] = {}
+        for i, (device, dtype) in enumerate(zip(devices, dtypes)):
+            chosen.setdefault((device, master and dtype in reference.LOW_PRECISION), []).append(i)
+        batches = [
+            (device, with_master, None if len(chosen) == 1 else indices)
+            for (device, with_master), indices in chosen.items()
+        ]
+        return cls(group, optimizer.state, master, list(params), dtypes, devices, distributed, batches)
+
+    def holds(self, optimizer, group, params, dtypes, devices) -> bool:
+        return (
+            self.group is group
+            and self.state is optimizer.state
+            and self.master_weights == group["master_weights"]
+            and len(self.params) == len(params)
+            and all(map(operator.is_, self.params, params))
+            and self.dtypes == dtypes
+            and self.devices == devices
+        )
+
+
+_STRIDED = {torch.strided}
 
 
 def _float_state(state: dict) -> list[tuple[str, Tensor]]:

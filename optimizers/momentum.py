@@ -91,8 +91,12 @@ class Momentum(FusedOptimizer):
             kernel(params, grads, [], first_step=False, model_params=model_params, **hyper)
             return
         # Params seen for the first time start their buffer at g (undampened), the others continue.
-        is_new = [s.get("momentum_buffer") is None for s in states]
-        if any(is_new) and self._first_step_skipped(group):
+        buffers = [s.get("momentum_buffer") for s in states]
+        is_new = [b is None for b in buffers]  # not `None in buffers`: that compares tensors with ==
+        if not any(is_new):  # the usual step: one call on the lists as they are
+            kernel(params, grads, buffers, first_step=False, model_params=model_params, **hyper)
+            return
+        if self._first_step_skipped(group):
             return  # the whole step is skipped; new params keep waiting for their first real step
         for first_step in (True, False):
             chosen = [i for i, new in enumerate(is_new) if new == first_step]

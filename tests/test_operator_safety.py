@@ -76,6 +76,38 @@ def test_the_same_tensor_in_two_lists_is_refused():
         call("adam_", lists, kwargs)
 
 
+# Views of one 12-element buffer that share bytes (params[0], params[1]), as a user could build them.
+OVERLAPPING_VIEWS = {
+    "partly overlapping slices": lambda flat: (flat[:7], flat[5:]),
+    "a slice inside another": lambda flat: (flat[2:10], flat[4:6]),
+    "interleaved by strides": lambda flat: (flat[0::2], flat[1::2]),  # no common element, same bytes
+    "rows of a transposed view": lambda flat: (flat.view(3, 4).t()[0], flat.view(3, 4)[0]),
+}
+
+
+@pytest.mark.parametrize("views", list(OVERLAPPING_VIEWS), ids=list(OVERLAPPING_VIEWS))
+def test_views_of_one_buffer_whose_bytes_overlap_are_refused(views):
+    """Overlap within one storage is judged by byte ranges, also among params that are not the same
+    tensor (the cheap first pass only skips calls whose tensors have distinct storages)."""
+    flat = torch.arange(12.0)
+    params = [torch.nn.Parameter(v) for v in OVERLAPPING_VIEWS[views](flat)]
+    params.append(torch.nn.Parameter(torch.zeros(3)))  # a tensor of its own beside them
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt = Adam(params, lr=0.1, fused=True)
+    with pytest.raises(RuntimeError, match=r"params\[[01]\] and params\[[01]\] overlap in memory"):
+        opt.step()
+    assert torch.equal(flat, torch.arange(12.0))
+
+
+def test_a_grad_over_its_params_bytes_is_refused():
+    """A grad is only read, but the param it overlaps is written: refused."""
+    lists, kwargs = valid_call("adam_")
+    lists["grads"][1] = lists["params"][1].view_as(lists["params"][1])
+    with pytest.raises(RuntimeError, match=r"grads\[1\] and params\[1\] overlap|params\[1\] and grads\[1\]"):
+        call("adam_", lists, kwargs)
+
+
 def _snapshot(lists):
     return {arg: [t.clone() for t in tensors] for arg, tensors in lists.items()}
 

@@ -28,10 +28,20 @@ def _results(tmp_path, cell):
         rule="adam",
         pct_of_floor=100.0,
     )
+    meta["per_round"] = 1
+    noisy = dict(meta, rule="momentum")  # two sides whose samples overlap: parity
     pd.DataFrame(
         [
-            {**meta, "implementation": "ours", "ms_median": 10.0},
-            {**meta, "implementation": "torch-fused", "ms_median": 12.0, "pct_of_floor": 80.0},
+            {**meta, "implementation": "ours", "ms_median": 10.0, "samples_ms": "10 10 10 10"},
+            {
+                **meta,
+                "implementation": "torch-fused",
+                "ms_median": 12.0,
+                "pct_of_floor": 80.0,
+                "samples_ms": "12 12 12 12",
+            },
+            {**noisy, "implementation": "ours", "ms_median": 10.0, "samples_ms": "9 11 10 12 8 10"},
+            {**noisy, "implementation": "torch-fused", "ms_median": 10.0, "samples_ms": "11 9 10 8 12 10"},
         ]
     ).to_csv(tmp_path / "speed" / "speed_cpu.csv", index=False)
     return str(tmp_path)
@@ -50,7 +60,11 @@ def test_blocks_follow_results_and_rewrite_idempotently(tmp_path):
     assert text.count("| first | 2 |") == 3  # functions, saddles, cnn tables copied
     assert text.count("| first-2 |") == 1  # functions: its second table (the performance profile) too
     assert text.count("intro") == 4  # each with the line above it that says what the cells are
-    assert "| 16M | adam | 10.00 | 100% | torch-fused | 12.00 | 80% | 1.20× |" in text
+    # Each speedup with its bootstrap interval (here every round gives 12 ÷ 10); parity where it holds 1.
+    assert "| 16M | adam | 10.00 | 100% | torch-fused | 12.00 | 80% | 1.20× (1.20–1.20) |" in text
+    momentum = next(line for line in text.splitlines() if line.startswith("| 16M | momentum |"))
+    assert momentum.startswith("| 16M | momentum | 10.00 | 100% | torch-fused | 10.00 | 100% | 1.00× (")
+    assert momentum.endswith("), parity |")
     assert not update_readme(results, str(readme))  # same results: unchanged
     update_readme(_results(tmp_path / "results", cell="second"), str(readme))
     assert readme.read_text().count("| second | 2 |") == 3 and "first" not in readme.read_text()

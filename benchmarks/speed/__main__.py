@@ -9,8 +9,8 @@ from benchmarks.resume import write_csv
 
 from .cases import IMPLEMENTATIONS
 from .report import write_report
-from .run import DEFAULT_WORKLOADS, run_speed
-from .shapes import WORKLOADS
+from .run import run_speed
+from .shapes import DEFAULT_WORKLOADS, WORKLOADS
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,25 +1,37 @@
 """Runs the speed benchmark: every implementation of each rule on each workload, side by side with the
 memory-bandwidth kernel that sets the byte-count floor, in interleaved rounds. One row per
-(rule, implementation, workload, device) in a tidy DataFrame."""
+(rule, implementation, workload, device) in a tidy DataFrame.
+
+Columns beside the provenance (benchmarks.metadata): rule, implementation, workload, numel,
+tensors, dtype; ms_median, ms_p20, ms_p80, samples (benchmarks.speed.timing); samples_ms (every
+timed step in milliseconds, in order, space-separated) and per_round, from which the speedups'
+bootstrap intervals are computed (benchmarks.speed.intervals); bytes_per_step, bandwidth_GBps,
+floor_ms, pct_of_floor; state_bytes and state_bytes_per_param (the optimizer's state tensors after
+the timed steps); left_out (the peers of this rule not measured here, and why); on ours' row,
+speedup_vs_best_peer and speedup_vs_target_peer with their _lo and _hi bounds, and best_peer.
+"""
 
 from __future__ import annotations
 
 import gc
+import warnings
 
+import numpy as np
 import pandas as pd
 import torch
 
 from benchmarks.metadata import run_metadata
 from benchmarks.resume import UnitStore
 
-from . import bandwidth, timing
-from .cases import build_case, implementations_of
+from . import bandwidth, intervals, timing
+from .cases import build_case, implementations_of, is_ours, left_out_reason, make_grads
 from .shapes import WORKLOADS, numel
 
 PEERS_OF_NOTE = {
     "momentum": "torch-fused",
     "adam": "torch-fused",
     "adamw": "torch-fused",
+    "adam-amsgrad": "torch-fused",
     "rmsprop": "torch-foreach",
     "diffgrad": "pytorch_optimizer",
 }
@@ -36,8 +48,22 @@ def measure_workload(
     per_round: int,
     dtype: torch.dtype = torch.float32,
 ) -> list[dict]:
-    """Times the implementations of one rule on one workload, and the bandwidth kernel, interleaved."""
-    cases = [build_case(rule, impl, workload, device, dtype) for impl in implementations]
+    """Times the implementations of one rule on one workload, and the bandwidth kernel, interleaved.
+    A peer that is left out (left_out_reason) or fails to build is named in every row's left_out."""
+    grads = make_grads(workload, device, dtype)
+    cases, left_out = [], {}
+    for impl in implementations:
+        reason = None if is_ours(impl) else left_out_reason(impl, workload, device)
+        if reason is None:
+            try:
+                cases.append(build_case(rule, impl, workload, device, dtype, grads=grads))
+                continue
+            except Exception as error:  # a peer's package that cannot build or run here
+                if is_ours(impl):
+                    raise
+                reason = f"failed to build: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+                warnings.warn(f"{impl} left out of {rule} on {workload}: {reason}", stacklevel=2)
+        left_out[impl] = reason
     n = numel(WORKLOADS[workload]())
     kernels = [bandwidth.inplace_triad(n, device)]
     if device.type == "cuda":
@@ -49,6 +75,7 @@ def measure_workload(
         nbytes / (timing.summarize(s)["ms_median"] * 1e6)
         for (_, nbytes), s in zip(kernels, samples[len(cases) :])
     )
+    left_out_text = "; ".join(f"{impl}: {why}" for impl, why in left_out.items())
     rows = []
     for case, s in zip(cases, samples):
         row = {
@@ -56,43 +83,69 @@ def measure_workload(
             "implementation": case.implementation,
             "workload": workload,
             "numel": case.numel,
+            "tensors": case.tensors,
             "dtype": str(case.dtype).removeprefix("torch."),
             **timing.summarize(s),
+            "per_round": per_round,
+            "samples_ms": intervals.encode_samples(s),
             "bytes_per_step": case.bytes_per_step,
             "bandwidth_GBps": gbps,
+            "state_bytes": case.state_bytes,
+            "state_bytes_per_param": case.state_bytes / case.numel,
+            "left_out": left_out_text,
         }
         row["floor_ms"] = case.bytes_per_step / (gbps * 1e6)
         row["pct_of_floor"] = 100.0 * row["floor_ms"] / row["ms_median"]
         rows.append(row)
-    del cases, kernels
+    del cases, kernels, grads
     gc.collect()
     return rows
 
 
+def samples_of(row: pd.Series) -> np.ndarray:
+    """A row's samples as (rounds, per_round) milliseconds."""
+    return intervals.rounds_of(intervals.decode_samples(row.samples_ms), int(row.per_round))
+
+
+def speedup_of(ours: pd.Series, peer: pd.Series) -> intervals.Ratio:
+    """The peer's median time over ours, with its bootstrap interval over the shared rounds (no
+    interval when the rows carry no samples: a table made before they were kept)."""
+    if "samples_ms" not in ours or pd.isna(ours.samples_ms) or pd.isna(peer.samples_ms):
+        return intervals.Ratio.without_interval(peer.ms_median / ours.ms_median)
+    return intervals.speedup(samples_of(ours), samples_of(peer))
+
+
 def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
-    """speedup_vs_best_peer and speedup_vs_target_peer: peer median time / our median time."""
+    """On ours' row of each measurement: speedup_vs_best_peer (the fastest peer's median time over
+    ours; that peer in best_peer) and speedup_vs_target_peer (PEERS_OF_NOTE), each with _lo and _hi,
+    the bounds of its 95% bootstrap interval."""
     df = df.copy()
-    df["speedup_vs_best_peer"] = float("nan")
-    df["speedup_vs_target_peer"] = float("nan")
+    for name in ("speedup_vs_best_peer", "speedup_vs_target_peer"):
+        for suffix in ("", "_lo", "_hi"):
+            df[name + suffix] = float("nan")
+    df["best_peer"] = ""
     for (rule, _, _, _), group in df.groupby(["rule", "workload", "device_type", "dtype"]):
         ours = group[group.implementation == "ours"]
-        peers = group[~group.implementation.str.startswith("ours")]  # ours-master is not a peer
+        peers = group[~group.implementation.map(is_ours)]  # ours-master is not a peer
         if ours.empty or peers.empty:
             continue
-        mine = ours.ms_median.iloc[0]
-        index = ours.index[0]
-        df.loc[index, "speedup_vs_best_peer"] = peers.ms_median.min() / mine
-        target = peers[peers.implementation == PEERS_OF_NOTE[rule]]
-        if not target.empty:
-            df.loc[index, "speedup_vs_target_peer"] = target.ms_median.iloc[0] / mine
+        mine, index = ours.iloc[0], ours.index[0]
+        best = peers.loc[peers.ms_median.idxmin()]
+        df.loc[index, "best_peer"] = best.implementation
+        targets = peers[peers.implementation == PEERS_OF_NOTE.get(rule)]
+        for name, peer in (("speedup_vs_best_peer", best), ("speedup_vs_target_peer", targets)):
+            if isinstance(peer, pd.DataFrame):
+                if peer.empty:
+                    continue
+                peer = peer.iloc[0]
+            ratio = speedup_of(mine, peer)
+            df.loc[index, [name, name + "_lo", name + "_hi"]] = [ratio.value, ratio.lo, ratio.hi]
     return df
 
 
-DEFAULT_WORKLOADS = {
-    "cpu": ["1M", "16M", "64M", "resnet18", "resnet50"],
-    "cuda": ["1M", "16M", "64M", "256M", "resnet50"],
-}
-"""The workloads a full run measures, by device type."""
+UNIT_COLUMNS = 2
+"""The version of the rows a unit holds (2: samples_ms, state bytes, left_out): units saved with
+other columns are measured again."""
 
 
 def run_speed(
@@ -141,6 +194,7 @@ def run_speed(
                 "rounds": rounds,
                 "per_round": per_round,
                 "torch_version": torch.__version__,
+                "columns": UNIT_COLUMNS,
             }
             name = f"{device.type}-{rule}-{workload}"
             if dtype != torch.float32:

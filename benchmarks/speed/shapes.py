@@ -1,4 +1,6 @@
-"""Parameter lists of the speed benchmark: one flat tensor, or a ResNet's shapes (no torchvision)."""
+"""Parameter lists of the speed benchmark: one flat tensor, the shapes of real models (ResNets,
+GPT-2 small; no torchvision or transformers needed), and lists of many small tensors, where a
+step is bound by per-tensor overhead rather than by memory bandwidth."""
 
 from __future__ import annotations
 
@@ -38,6 +40,39 @@ def resnet50() -> list[tuple[int, ...]]:
     return _stem_and_head(blocks, 2048)
 
 
+def gpt2_small() -> list[tuple[int, ...]]:
+    """The 148 parameter tensors of GPT-2 small (124,439,808 elements; the lm_head is tied to wte
+    and not counted again), in the order of Hugging Face's GPT2LMHeadModel. Its Conv1D weights are
+    stored (in, out)."""
+    d, context, vocab, layers = 768, 1024, 50257, 12
+    block = [
+        (d,),  # ln_1.weight
+        (d,),  # ln_1.bias
+        (d, 3 * d),  # attn.c_attn.weight
+        (3 * d,),  # attn.c_attn.bias
+        (d, d),  # attn.c_proj.weight
+        (d,),  # attn.c_proj.bias
+        (d,),  # ln_2.weight
+        (d,),  # ln_2.bias
+        (d, 4 * d),  # mlp.c_fc.weight
+        (4 * d,),  # mlp.c_fc.bias
+        (4 * d, d),  # mlp.c_proj.weight
+        (d,),  # mlp.c_proj.bias
+    ]
+    return [(vocab, d), (context, d)] + block * layers + [(d,), (d,)]  # wte, wpe, blocks, ln_f
+
+
+def many_small(count: int = 2048, largest: int = 1 << 16) -> list[tuple[int, ...]]:
+    """`count` flat tensors whose sizes run from 1 to `largest` elements evenly on a log scale (as
+    biases, norms and small projections do in a large model): 2048 tensors, 12.1M elements."""
+    return [(round(largest ** (i / (count - 1))),) for i in range(count)]
+
+
+def tiny_tensors(count: int = 4096) -> list[tuple[int, ...]]:
+    """`count` one-element tensors: the step time is the per-step and per-tensor overhead alone."""
+    return [(1,)] * count
+
+
 def single(n: int) -> list[tuple[int, ...]]:
     return [(n,)]
 
@@ -60,4 +95,13 @@ WORKLOADS = {
     "256M": lambda: single(1 << 28),
     "resnet18": resnet18,
     "resnet50": resnet50,
+    "gpt2": gpt2_small,
+    "many-small": many_small,
+    "overhead": tiny_tensors,
 }
+
+DEFAULT_WORKLOADS = {
+    "cpu": ["1M", "16M", "64M", "resnet18", "resnet50", "gpt2", "many-small", "overhead"],
+    "cuda": ["1M", "16M", "64M", "256M", "resnet50"],
+}
+"""The workloads a full run measures, by device type (the CLI's help shows them from here)."""
