@@ -454,9 +454,8 @@ def _cnn_report(cnn, csv: str, out: str, plots: bool) -> list[str]:
 def run_speed_part(args, workloads: list[str] | None = None, rounds: int | None = None) -> list[str]:
     import torch
 
-    from benchmarks.resume import write_csv
     from benchmarks.speed.cases import IMPLEMENTATIONS
-    from benchmarks.speed.report import write_report
+    from benchmarks.speed.report import write_report, write_speed_csv
     from benchmarks.speed.run import run_speed
     from benchmarks.speed.shapes import DEFAULT_WORKLOADS
 
@@ -476,8 +475,7 @@ def run_speed_part(args, workloads: list[str] | None = None, rounds: int | None 
     )
     _say(f"speed: {len(df)} rows ({df.attrs['units_loaded']} of {df.attrs['units']} measurements loaded)")
     suffix = "" if dtype == "float32" else f"_{dtype}"
-    csv = os.path.join(out, f"speed_{device_type}{suffix}.csv")
-    write_csv(df, csv)
+    csv = write_speed_csv(df, out, f"speed_{device_type}{suffix}.csv")
     return [csv, *write_report(csv, out, plots=not args.no_plots)]
 
 

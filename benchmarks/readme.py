@@ -50,20 +50,17 @@ def _provenance_and_tables(md_path: str, heading: str, tables: int) -> str:
     return "\n".join([made_by, "", *body])
 
 
-SPEED_COLUMNS = ("workload", "rule", "implementation", "ms_median", "pct_of_floor")
-SPEED_PROVENANCE = ("command", "git_commit", "package_version", "torch_version", "device", "threads")
-
-
 def speed_headline(csv_path: str) -> str:
     """Ours against the peer each target names, on the headline workloads: each speedup with its 95%
     bootstrap interval over the interleaved rounds, and "parity" where that interval holds 1."""
     from benchmarks.metadata import provenance_line
     from benchmarks.speed.intervals import RESAMPLES
+    from benchmarks.speed.report import REPORT_COLUMNS
     from benchmarks.speed.run import PEERS_OF_NOTE, speedup_of
 
     folder, name = os.path.split(csv_path)
     results = ResultSet(folder, manifest=own_manifest(name))  # one set per speed table
-    df = results.csv(name, (*SPEED_PROVENANCE, *SPEED_COLUMNS), ("ms_median", "pct_of_floor"))
+    df = results.csv(name, REPORT_COLUMNS, ("ms_median", "pct_of_floor"))
     rows = [
         provenance_line(df.iloc[0].to_dict()),
         "",

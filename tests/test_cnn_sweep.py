@@ -207,3 +207,20 @@ def test_cli_report_only(first, tmp_path, capsys):
     shutil.copy(out / "cnn_epochs.csv", tmp_path / "cnn_epochs.csv")
     assert main(["--out", str(tmp_path), "--report-only", "--no-plots"]) == 0
     assert "cnn.md" in capsys.readouterr().out
+
+
+def test_report_refuses_a_truncated_or_mixed_set(first, tmp_path):
+    from benchmarks.result_set import ResultFileError
+
+    _, out = first
+    for name in ("cnn_epochs.csv", "cnn_run.json", "manifest.json"):
+        shutil.copy(out / name, tmp_path / name)
+    csv = tmp_path / "cnn_epochs.csv"
+    lines = csv.read_text().splitlines(keepends=True)
+    csv.write_text("".join(lines[: len(lines) // 3]))  # cut at a row boundary
+    with pytest.raises(ResultFileError, match="truncated"):
+        write_cnn_report(str(csv), str(tmp_path), plots=False)
+    csv.write_text("".join(lines))
+    (tmp_path / "cnn_run.json").write_text('{"seconds": 1.0}')  # another call's summary beside it
+    with pytest.raises(ResultFileError, match="cnn_run.json"):
+        write_cnn_report(str(csv), str(tmp_path), plots=False)

@@ -294,8 +294,7 @@ def test_report_shows_each_speedup_with_its_interval_and_parity(tmp_path):
         _row("ours", ours, workload="overhead", tensors=4096, numel=4096),
         _row("torch-fused", 2 * ours, workload="overhead", tensors=4096, numel=4096, left_out="deepspeed: x"),
     ]
-    csv = tmp_path / "speed_cpu.csv"
-    pd.DataFrame(rows).to_csv(csv, index=False)
+    csv = report.write_speed_csv(pd.DataFrame(rows), str(tmp_path), "speed_cpu.csv")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the plots' layout applied (nothing collapsed or cut)
         paths = report.write_report(str(csv), str(tmp_path))
@@ -327,10 +326,23 @@ def test_report_reads_a_csv_without_samples(tmp_path):
     df = pd.DataFrame(rows).drop(
         columns=["samples_ms", "per_round", "tensors", "state_bytes_per_param", "left_out"]
     )
-    df.to_csv(tmp_path / "speed_cpu.csv", index=False)
+    report.write_speed_csv(df, str(tmp_path), "speed_cpu.csv")
     (md,) = report.write_report(str(tmp_path / "speed_cpu.csv"), str(tmp_path), plots=False)
     text = open(md).read()
     assert "| 1.20× (no samples) |" in text and "parity" not in text.split("####", 1)[1]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. a layout that collapsed: a marker drawn off the axis
         report.speedup_plot(pd.read_csv(tmp_path / "speed_cpu.csv"), str(tmp_path / "speedup.png"))
+
+
+def test_report_refuses_a_truncated_table(tmp_path):
+    """The table is written with its own manifest: cut to a third (rows lost at a row boundary too), the
+    report refuses it instead of printing a table of the rows that are left."""
+    from benchmarks.result_set import ResultFileError
+
+    rows = [_row(impl, [10.0, 11.0]) for impl in ("ours", "torch-fused", "torch-foreach")]
+    csv = report.write_speed_csv(pd.DataFrame(rows), str(tmp_path), "speed_cpu.csv")
+    lines = open(csv).read().splitlines(keepends=True)
+    open(csv, "w").write("".join(lines[:2]))
+    with pytest.raises(ResultFileError, match="truncated"):
+        report.write_report(csv, str(tmp_path), plots=False)

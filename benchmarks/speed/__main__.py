@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from benchmarks.resume import write_csv
-
 from .cases import IMPLEMENTATIONS
-from .report import write_report
+from .report import write_report, write_speed_csv
 from .run import run_speed
 from .shapes import DEFAULT_WORKLOADS, WORKLOADS
 
@@ -36,8 +34,7 @@ def main(argv: list[str] | None = None) -> None:
         per_round=args.per_round,
         units_dir=os.path.join(args.out, "units"),
     )
-    csv = os.path.join(args.out, f"speed_{df.device_type.iloc[0]}.csv")
-    write_csv(df, csv)
+    csv = write_speed_csv(df, args.out, f"speed_{df.device_type.iloc[0]}.csv")
     for path in [csv, *write_report(csv, args.out)]:
         print(path)
 

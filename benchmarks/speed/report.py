@@ -11,6 +11,7 @@ import textwrap
 import pandas as pd
 
 from benchmarks.metadata import png_metadata, provenance_line
+from benchmarks.result_set import ResultSet, own_manifest, writing
 from benchmarks.resume import atomic_write
 
 from . import intervals
@@ -365,10 +366,25 @@ def speedup_plot(df: pd.DataFrame, path: str) -> None:
     plt.close(fig)
 
 
+REPORT_COLUMNS = (
+    *("command", "git_commit", "package_version", "torch_version", "device", "threads"),
+    *("workload", "rule", "implementation", "ms_median", "pct_of_floor"),
+)
+"""What every speed table must hold (the report refuses a CSV without one of them in one line)."""
+
+
+def write_speed_csv(df: pd.DataFrame, out_dir: str, name: str) -> str:
+    """The speed table `name` in out_dir as its own result set (with <stem>.manifest.json, so that a
+    truncated or replaced table is refused by the report); returns its path."""
+    with writing(out_dir, own_manifest(name)) as result:
+        return result.csv(name, df)
+
+
 def write_report(csv_path: str, out_dir: str, plots: bool = True) -> list[str]:
     """<stem>.md, <stem>.png (time per step) and <stem>_speedup.png (the CSV's name, in out_dir)
-    from the CSV alone; returns the paths written."""
-    df = pd.read_csv(csv_path)
+    from the CSV alone (checked against its manifest when it has one); returns the paths written."""
+    folder, name = os.path.split(os.path.abspath(csv_path))
+    df = ResultSet(folder, own_manifest(name)).csv(name, REPORT_COLUMNS, ("ms_median", "pct_of_floor"))
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.splitext(os.path.basename(csv_path))[0]
     md = os.path.join(out_dir, f"{stem}.md")
