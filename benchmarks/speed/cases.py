@@ -177,10 +177,10 @@ def implementations_of(rule: str, dtype: torch.dtype = torch.float32) -> list[st
 
 def left_out_reason(implementation: str, workload: str, device: str | torch.device = "cpu") -> str | None:
     """Why an implementation is not measured on this workload and device, or None when it is."""
+    if implementation in _CPU_ONLY and torch.device(device).type != "cpu":  # whether installed or not
+        return f"{implementation} runs on the CPU only"
     if implementation in _PACKAGES and importlib.util.find_spec(implementation) is None:
         return f"{implementation} is not installed"
-    if implementation in _CPU_ONLY and torch.device(device).type != "cpu":
-        return f"{implementation} runs on the CPU only"
     if implementation in COMPILED and workload not in COMPILED_WORKLOADS:
         return "compile time grows with the tensor count: measured on " + " ".join(COMPILED_WORKLOADS)
     return None
