@@ -157,11 +157,11 @@ def test_a_peer_that_fails_to_build_is_left_out_with_the_reason(monkeypatch):
     def broken(params):
         raise OSError("ninja: build stopped")
 
-    monkeypatch.setitem(cases.IMPLEMENTATIONS["momentum"], "torch-forloop", broken)
-    with pytest.warns(UserWarning, match="torch-forloop left out"):
-        rows = run.measure_workload("momentum", "tiny", torch.device("cpu"), ["ours", "torch-forloop"], 2, 1)
+    monkeypatch.setitem(cases.IMPLEMENTATIONS["momentum"], "torch-foreach", broken)
+    with pytest.warns(UserWarning, match="torch-foreach left out"):
+        rows = run.measure_workload("momentum", "tiny", torch.device("cpu"), ["ours", "torch-foreach"], 2, 1)
     assert [r["implementation"] for r in rows] == ["ours"]
-    assert rows[0]["left_out"] == "torch-forloop: failed to build: OSError: ninja: build stopped"
+    assert rows[0]["left_out"] == "torch-foreach: failed to build: OSError: ninja: build stopped"
 
 
 # -- the speedup intervals -------------------------------------------------------------------------
@@ -346,3 +346,11 @@ def test_report_refuses_a_truncated_table(tmp_path):
     open(csv, "w").write("".join(lines[:2]))
     with pytest.raises(ResultFileError, match="truncated"):
         report.write_report(csv, str(tmp_path), plots=False)
+
+
+def test_forloop_and_64m_left_out_of_the_default_cpu_run():
+    """The default CPU run fits `make bench`'s budget: no 64M, and the per-param loop peer only on the
+    workloads where it is timed in seconds."""
+    assert "64M" not in shapes.DEFAULT_WORKLOADS["cpu"] and "64M" in shapes.WORKLOADS
+    assert cases.left_out_reason("torch-forloop", "16M") is None
+    assert cases.left_out_reason("torch-forloop", "gpt2").startswith("the slowest peer by far")
