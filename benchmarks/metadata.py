@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import subprocess
@@ -90,3 +91,29 @@ def provenance_line(meta: dict) -> str:
 def png_metadata(meta: dict) -> dict[str, str]:
     """Text chunks for a PNG (`savefig(..., metadata=...)`): the provenance line, and the command alone."""
     return {"Description": provenance_line(meta).replace("`", ""), "Source": str(meta["command"])}
+
+
+CODE_PATHS = ("benchmarks", "optimizers", "csrc")
+
+
+def code_version(root: str = REPO) -> str:
+    """A hash of every source file under CODE_PATHS and of the loaded extension binary: part of the key
+    of every stored work unit (convergence units, CNN runs), so an edited source, committed or not,
+    never reuses one."""
+    digest = hashlib.sha256()
+    for folder in CODE_PATHS:
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, folder)):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(filenames):
+                if name.endswith((".py", ".cpp", ".h", ".cu", ".cuh")):
+                    path = os.path.join(dirpath, name)
+                    digest.update(os.path.relpath(path, root).encode())
+                    with open(path, "rb") as f:
+                        digest.update(f.read())
+    import optimizers._extension as extension
+
+    binary = getattr(extension._C, "__file__", None)
+    if binary is not None and os.path.exists(binary):
+        with open(binary, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:16]

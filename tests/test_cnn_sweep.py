@@ -224,3 +224,15 @@ def test_report_refuses_a_truncated_or_mixed_set(first, tmp_path):
     (tmp_path / "cnn_run.json").write_text('{"seconds": 1.0}')  # another call's summary beside it
     with pytest.raises(ResultFileError, match="cnn_run.json"):
         write_cnn_report(str(csv), str(tmp_path), plots=False)
+
+
+def test_edited_code_never_reuses_a_stored_run(first, tmp_path, monkeypatch):
+    import benchmarks.cnn.sweep as sweep
+
+    rows, out = first
+    shutil.copytree(out, tmp_path, dirs_exist_ok=True)
+    monkeypatch.setattr(sweep, "code_version", lambda: "edited")
+    again = run(tmp_path, ["SGD"])
+    assert again.attrs["loaded"] == [] and len(again.attrs["ran"]) == len(
+        again.groupby(["stage", "lr", "seed"])
+    )

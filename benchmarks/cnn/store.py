@@ -1,8 +1,9 @@
 """Resumability: every finished run is its own small CSV under out_dir/runs/, written atomically (a temp
 file in the same folder, then os.replace), so an interrupted sweep loses at most the runs in progress and
 a rerun loads what is there instead of training it again. A run's file name carries the hash of every
-setting that determines its rows, so runs of other settings (another dataset, schedule, epochs...) share
-the folder without replacing each other."""
+setting that determines its rows and of the code (benchmarks.metadata.code_version), so runs of other
+settings (another dataset, schedule, epochs...) share the folder without replacing each other, and an
+edited source never reuses a stored run."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from benchmarks import optimizer_specs
-from benchmarks.metadata import run_metadata
+from benchmarks.metadata import code_version, run_metadata
 from benchmarks.optimizer_specs import OptimizerSpec
 from benchmarks.result_set import writing
 
@@ -56,6 +56,7 @@ class _Protocol:
         self.model = build_model(data["final"].shape, data["final"].classes).description
         # Per stage: the sweep's data has no test split, so its runs do not depend on it.
         self.fingerprints = {stage: d.fingerprint() for stage, d in data.items()}
+        self.code = code_version()  # an edited source (or rebuilt extension) never reuses a stored run
         self.frames: dict[RunKey, pd.DataFrame] = {}
         self.ran: list[str] = []
         self.loaded: list[str] = []
@@ -72,6 +73,7 @@ class _Protocol:
             "schedule": self.schedule,
             "hyperparams": spec.hyper_json(),
             "model": self.model,
+            "code_version": self.code,
         }
         text = json.dumps(settings, sort_keys=True)
         config = "cfg-" + hashlib.sha1(text.encode()).hexdigest()[:12]  # never parsed as a number

@@ -18,7 +18,6 @@ one batch of every optimizer and problem at once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -31,7 +30,7 @@ import torch
 
 from benchmarks import optimizer_specs, result_set, search_space
 from benchmarks import problems as problem_registry
-from benchmarks.metadata import REPO, run_metadata
+from benchmarks.metadata import code_version, run_metadata
 from benchmarks.optimizer_specs import OptimizerSpec
 from benchmarks.problems import DEFAULT_START, Problem
 from benchmarks.resume import UnitStore
@@ -284,30 +283,6 @@ def _default_slabs(specs, probs, eval_seeds, trajectories: bool) -> list[Slab]:
 
 # What a stored unit's numbers depend on besides its settings: the benchmark code, the optimizers'
 # Python and C++ sources (their git state is not enough: an edit need not be committed).
-CODE_PATHS = ("benchmarks", "optimizers", "csrc")
-
-
-def code_version(root: str = REPO) -> str:
-    """A hash of every source file under CODE_PATHS and of the loaded extension binary."""
-    digest = hashlib.sha256()
-    for folder in CODE_PATHS:
-        for dirpath, dirnames, filenames in os.walk(os.path.join(root, folder)):
-            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-            for name in sorted(filenames):
-                if name.endswith((".py", ".cpp", ".h", ".cu", ".cuh")):
-                    path = os.path.join(dirpath, name)
-                    digest.update(os.path.relpath(path, root).encode())
-                    with open(path, "rb") as f:
-                        digest.update(f.read())
-    import optimizers._extension as extension
-
-    binary = getattr(extension._C, "__file__", None)
-    if binary is not None and os.path.exists(binary):
-        with open(binary, "rb") as f:
-            digest.update(f.read())
-    return digest.hexdigest()[:16]
-
-
 def _settings(specs, probs, seeds, steps, trials, refine_trials, tuning_seeds, dtype) -> dict:
     """Everything a stage's result depends on besides its chosen trials: the key its unit is valid for."""
     import optimizers
