@@ -284,8 +284,6 @@ def time_plot(df: pd.DataFrame, path: str) -> None:
     from benchmarks.plotting import pyplot
 
     plt, _ = pyplot()
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     workloads = list(dict.fromkeys(df.workload))
     impls = _implementations(df)
@@ -309,14 +307,28 @@ def time_plot(df: pd.DataFrame, path: str) -> None:
             ticks.append((top + y - 1) / 2)
             labels.append(rule)
             y += 1  # a gap between rules
-        ax.set_yticks(ticks, labels)
-        ax.invert_yaxis()
-        ax.set_xlim(0, limit)
-        ax.set_xlabel("ms per step (median; line: 20th–80th percentile)")
+        _label_panel(ax, ticks, labels, limit, "ms per step (median; line: 20th–80th percentile)")
         ax.set_title(_title(workload, part), fontsize=9)
+    floor = "byte-count floor (bytes ÷ triad bandwidth)"
+    _legend_and_save(plt, fig, df, "Optimizer step time", impls, floor, cols, path)
+
+
+def _label_panel(ax, ticks: list, labels: list, right: float, xlabel: str) -> None:
+    """One panel's rule labels (top to bottom), its linear x axis from 0 and the axis label."""
+    ax.set_yticks(ticks, labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, right)
+    ax.set_xlabel(xlabel)
+
+
+def _legend_and_save(plt, fig, df: pd.DataFrame, title: str, impls: list, line: str, cols: int, path: str):
+    """The figure's legend (a colour per implementation, the dashed reference line) and the file."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     handles = [Patch(color=_colour(i), label=i) for i in impls]
-    handles.append(Line2D([], [], color="black", ls="--", label="byte-count floor (bytes ÷ triad bandwidth)"))
-    _finish(fig, df, "Optimizer step time", handles, cols, path)
+    handles.append(Line2D([], [], color="black", ls="--", label=line))
+    _finish(fig, df, title, handles, cols, path)
     plt.close(fig)
 
 
@@ -326,8 +338,6 @@ def speedup_plot(df: pd.DataFrame, path: str) -> None:
     from benchmarks.plotting import pyplot
 
     plt, _ = pyplot()
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     workloads = list(dict.fromkeys(df.workload))
     impls = [i for i in _implementations(df) if not is_ours(i)]
@@ -355,15 +365,10 @@ def speedup_plot(df: pd.DataFrame, path: str) -> None:
             labels.append(rule)
             y += 1
         ax.axvline(1.0, color="black", lw=1.0, ls="--")
-        ax.set_yticks(ticks, labels)
-        ax.invert_yaxis()
-        ax.set_xlim(0, min(right * 1.08, SPEEDUP_AXIS_LIMIT))
-        ax.set_xlabel("speedup of ours: peer's median time ÷ ours (line: 95% bootstrap interval)")
+        xlabel = "speedup of ours: peer's median time ÷ ours (line: 95% bootstrap interval)"
+        _label_panel(ax, ticks, labels, min(right * 1.08, SPEEDUP_AXIS_LIMIT), xlabel)
         ax.set_title(_title(workload, part), fontsize=9)
-    handles = [Patch(color=_colour(i), label=i) for i in impls]
-    handles.append(Line2D([], [], color="black", ls="--", label="parity (1×)"))
-    _finish(fig, df, "Speedup of ours over each peer", handles, cols, path)
-    plt.close(fig)
+    _legend_and_save(plt, fig, df, "Speedup of ours over each peer", impls, "parity (1×)", cols, path)
 
 
 REPORT_COLUMNS = (
