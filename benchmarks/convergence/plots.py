@@ -29,6 +29,21 @@ def _legend_below(fig, handles, labels, ncol: int = 4) -> None:
     fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, fontsize=9)
 
 
+def _finish(plt, fig, runs: pd.DataFrame, path: str, legend: tuple[list, list], rect: tuple, dpi: int):
+    """A figure's legend below it, the provenance caption, the layout within `rect`, the PNG; closed."""
+    _legend_below(fig, *legend)
+    fig.text(0.01, 0.005, _caption(runs), fontsize=7, color="grey")
+    fig.tight_layout(rect=rect)
+    _save(fig, path, runs, dpi)
+    plt.close(fig)
+
+
+def _by_palette(palette: dict, handles: dict) -> tuple[list, list]:
+    """(handles, labels) of the optimizers drawn, in palette order."""
+    order = [o for o in palette if o in handles]
+    return [handles[o] for o in order], order
+
+
 def _caption(runs: pd.DataFrame) -> str:
     m = runs.iloc[0]
     return (
@@ -179,12 +194,7 @@ def loss_curve_plot(
         f"(dashed: success threshold; diverged runs count as +inf)",
         fontsize=11,
     )
-    order = [o for o in palette if o in handles]
-    _legend_below(fig, [handles[o] for o in order], order)
-    fig.text(0.01, 0.005, _caption(runs), fontsize=7, color="grey")
-    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
-    _save(fig, path, runs, 100)
-    plt.close(fig)
+    _finish(plt, fig, runs, path, _by_palette(palette, handles), (0, 0.05, 1, 0.96), 100)
 
 
 # -- lr sensitivity -----------------------------------------------------------------------------------
@@ -239,12 +249,7 @@ def lr_sensitivity_plot(runs: pd.DataFrame, path: str, palette: dict[str, tuple]
         "half or more failed; ★ chosen) and success rate, against lr",
         fontsize=11,
     )
-    order = [o for o in palette if o in handles]
-    _legend_below(fig, [handles[o] for o in order], order)
-    fig.text(0.01, 0.005, _caption(runs), fontsize=7, color="grey")
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
-    _save(fig, path, runs, 90)
-    plt.close(fig)
+    _finish(plt, fig, runs, path, _by_palette(palette, handles), (0, 0.04, 1, 0.97), 90)
 
 
 # -- escape against lr (saddles) -----------------------------------------------------------------------
@@ -287,12 +292,7 @@ def escape_curve_plot(runs: pd.DataFrame, path: str, palette: dict[str, tuple]) 
         "95% bootstrap band",
         fontsize=10,
     )
-    order = [o for o in palette if o in handles]
-    _legend_below(fig, [handles[o] for o in order], order)
-    fig.text(0.01, 0.005, _caption(runs), fontsize=7, color="grey")
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
-    _save(fig, path, runs, 100)
-    plt.close(fig)
+    _finish(plt, fig, runs, path, _by_palette(palette, handles), (0, 0.08, 1, 0.95), 100)
 
 
 # -- performance profiles ----------------------------------------------------------------------------
@@ -323,11 +323,7 @@ def profile_plot(runs: pd.DataFrame, stage: str, path: str, palette: dict[str, t
         fontsize=9,
     )
     handles, labels = ax.get_legend_handles_labels()
-    _legend_below(fig, handles, labels)
-    fig.text(0.01, 0.005, _caption(runs), fontsize=7, color="grey")
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    _save(fig, path, runs, 110)
-    plt.close(fig)
+    _finish(plt, fig, runs, path, (handles, labels), (0, 0.1, 1, 1), 110)
 
 
 def write_plots(
