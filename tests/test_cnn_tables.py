@@ -51,6 +51,8 @@ def test_mean_accuracy_has_the_t_interval_over_seeds():
     table = "\n".join(results_table(final, {"A": True}))
     assert f"70.0 [{100 * (0.7 - half):.1f}, {100 * (0.7 + half):.1f}]" in table
     assert "0.01 †" in table and "n=5" in table
+    assert row.step_ms == (0.25, 0.25, 0.25)  # every run's median step time is 0.25 ms
+    assert table.rstrip().endswith("| 0.250 [0.250, 0.250] |")
 
 
 def test_training_loss_is_a_geometric_mean_and_targets_count_failures_as_never():
