@@ -73,9 +73,15 @@ OPT_HD LerpCoeffs<T> make_lerp(double weight) {
   return {from_end ? w - T(1) : w, from_end};
 }
 
-template <typename T>
+// Where lerp starts: read from the coefficients (the CUDA kernels), or fixed at
+// compile time (the CPU loops: a run-time select there keeps GCC from
+// vectorizing them). Every rule that calls lerp passes kFrom on.
+enum class LerpFrom { kRuntime, kStart, kEnd };
+
+template <LerpFrom kFrom = LerpFrom::kRuntime, typename T>
 OPT_HD T lerp(T a, T b, const LerpCoeffs<T>& c) {
-  return (c.from_end ? b : a) + c.coeff * (b - a);
+  const bool from_end = kFrom == LerpFrom::kRuntime ? c.from_end : kFrom == LerpFrom::kEnd;
+  return (from_end ? b : a) + c.coeff * (b - a);
 }
 
 // ---------------------------------------------------------------- Momentum
@@ -130,14 +136,14 @@ OPT_HD RMSPropCoeffs<T> make_rmsprop_coeffs(const GradPrep<T>& prep, double lr, 
           T(eps), T(momentum), centered};
 }
 
-template <typename T>
+template <LerpFrom kFrom = LerpFrom::kRuntime, typename T>
 OPT_HD void rmsprop_update(T& p, T g, T& square_avg, T& grad_avg, T& buf,
                            const RMSPropCoeffs<T>& c) {
   g = prepare_grad(g, p, c.prep);
   square_avg = c.alpha * square_avg + c.one_minus_alpha * g * g;
   T avg;
   if (c.centered) {
-    grad_avg = lerp(grad_avg, g, c.grad_avg_lerp);
+    grad_avg = lerp<kFrom>(grad_avg, g, c.grad_avg_lerp);
     avg = opt_sqrt(square_avg - grad_avg * grad_avg) + c.eps;
   } else {
     avg = opt_sqrt(square_avg) + c.eps;
@@ -208,17 +214,17 @@ OPT_HD T adam_denominator(T v, const AdamCoeffs<T>& c) {
   return opt_sqrt(v) * c.inv_bc2_sqrt + c.eps;
 }
 
-template <typename T>
+template <LerpFrom kFrom = LerpFrom::kRuntime, typename T>
 OPT_HD void adam_moments(T g, T& m, T& v, const AdamCoeffs<T>& c) {
-  m = lerp(m, g, c.exp_avg_lerp);
+  m = lerp<kFrom>(m, g, c.exp_avg_lerp);
   v = c.beta2 * v + c.one_minus_beta2 * g * g;
 }
 
-template <typename T>
+template <LerpFrom kFrom = LerpFrom::kRuntime, typename T>
 OPT_HD void adam_update(T& p, T g, T& m, T& v, T& v_max, const AdamCoeffs<T>& c) {
   g = prepare_grad(g, p, c.prep);
   p = p * c.decay;
-  adam_moments(g, m, v, c);
+  adam_moments<kFrom>(g, m, v, c);
   T v_used = v;
   if (c.amsgrad) {
     v_max = opt_max(v_max, v);
@@ -238,10 +244,10 @@ OPT_HD T diffgrad_inverse_friction(T g_prev, T g) {
   return T(1) + opt_exp(-opt_abs(g_prev - g));  // 1 / xi
 }
 
-template <typename T>
+template <LerpFrom kFrom = LerpFrom::kRuntime, typename T>
 OPT_HD void diffgrad_update(T& p, T g, T& m, T& v, T& g_prev, const AdamCoeffs<T>& c) {
   g = prepare_grad(g, p, c.prep);
-  adam_moments(g, m, v, c);
+  adam_moments<kFrom>(g, m, v, c);
   p = p - c.step_size * m / (diffgrad_inverse_friction(g_prev, g) * adam_denominator(v, c));
   g_prev = g;
 }

@@ -1,20 +1,34 @@
 // Generic multi-tensor apply for the CPU: walks every element of every tensor
-// of a param group in fixed-size chunks, in parallel, and hands each chunk's
-// typed pointers to a per-optimizer loop. It knows nothing of any rule.
+// of a param group in fixed-size chunks, in parallel, and runs a rule's element
+// op on each element in its opmath type. It knows nothing of any rule.
+//
+// A rule's kernel (fused_cpu.cpp) calls multi_tensor_apply(args, f); f(i,
+// chunk) is called once per chunk of param i, makes the rule's coefficients,
+// and calls chunk.update<kRead, kWrite>(op), where op(x) updates one element
+// given x[k], the element of list k in the opmath type (op_lists.h names the
+// lists): the same element op as the rule's CUDA functor.
+//
+// The compiler vectorizes the element loop: on float and double arrays, and on
+// bf16 ones converted inside the loop (integer arithmetic). fp16 lists (which
+// GCC cannot convert in a vectorized loop), and the mixed lists of fp32 master
+// weights, are converted to float in blocks that stay in L1 (low_precision.h).
+// Every written element is rounded once.
 #pragma once
 
 #include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
-#include "half_convert.h"
+#include "../dense_lists.h"
+#include "../op_lists.h"
+#include "low_precision.h"
 
 namespace fused_optim::cpu {
 
@@ -29,169 +43,294 @@ constexpr int64_t kChunkElements = 1 << 14;
 // machine, 2 ms on one). at::internal::GRAIN_SIZE, as torch's own loops use.
 constexpr int64_t kParallelElements = 32768;
 
-// Put before a loop's element loop: vectorize it without run-time alias checks.
+// bf16/fp16 elements per staged block: the float copies of every list of a
+// block stay in L1 (6 lists of 512 floats: 12 KB).
+constexpr int64_t kStageElements = 512;
+
+// Put before an element loop: vectorize it without run-time alias checks.
 // Iteration j reads and writes element j of each list only, and the lists are
-// distinct tensors. GCC does not vectorize a loop whose alias checks exceed its
-// limit (ten pairs): with master weights a loop has six float arrays.
+// distinct tensors (checks.cpp refuses overlapping ones). GCC does not
+// vectorize a loop whose alias checks exceed its limit (ten pairs).
+// Inlined into the rule's chunk function, where its coefficients are constants
+// the loop can fold (a flag that selects between two values, as the lerp
+// direction, stops the vectorizer when it is read from memory).
+#define FUSED_OPTIM_INLINE inline __attribute__((always_inline))
+
 #if defined(__clang__)
 #define FUSED_OPTIM_LISTS_DO_NOT_OVERLAP _Pragma("clang loop vectorize(assume_safety)")
 #else
 #define FUSED_OPTIM_LISTS_DO_NOT_OVERLAP _Pragma("GCC ivdep")
 #endif
 
-// Lists of every operator that loops go by.
-constexpr size_t kParamList = 0;
-constexpr size_t kGradList = 1;
-
-// lists[k][i] is argument k of param i; lists[0] are the params, lists[1] the
-// grads. An empty list is an unused argument: its pointer is null. Lists
-// flagged in `mutated` are written back when a tensor had to be made
-// contiguous for the kernel. model_params is empty, or (fp32 master weights)
-// the bf16/fp16 params that receive the rounded new value of lists[0].
-// unscale_grads (AMP: 1/grad_scale): each grad is multiplied by it after the
-// update, leaving the unscaled grads in place as torch's fused optimizers do.
+// lists[k][i] is list k's tensor of param i, in the operator's order
+// (op_lists.h): the params, the grads, the states, and last the model params,
+// empty without master weights (then `params` are their float32 masters, and
+// the model params receive the masters' new values, rounded). An empty list is
+// unused. Lists flagged in `mutated` are copied back when a tensor had to be
+// made contiguous for the kernel. unscale_grads (AMP: 1/grad_scale): each grad
+// is multiplied by it after the update, leaving the unscaled grads in place as
+// torch's fused optimizers do.
 template <size_t N>
 struct TensorLists {
   std::array<std::vector<at::Tensor>, N> lists;
   std::array<bool, N> mutated;
-  std::vector<at::Tensor> model_params = {};
   std::optional<double> unscale_grads = std::nullopt;
 };
 
-// One chunk of one param's tensors as a loop sees them: ptrs[k] for list k of
-// dtype S (ptrs[1] is null), the grads of dtype G, and the model params (dtype
-// G) where kModel, else nullptr. S == G without master weights. fp16 lists
-// reach the loops as float copies (apply_fp16_staged below).
-template <typename S, typename G, bool kModel, size_t N>
-struct Chunk {
-  using opmath = at::opmath_type<S>;
-  std::array<S*, N> ptrs;
-  G* grad;
-  std::conditional_t<kModel, G*, std::nullptr_t> model;
-};
-
-// Stores a param's new value, and its rounded copy in the model's param under master weights.
-template <typename S, typename T>
-inline void store_param(S* __restrict p, std::nullptr_t, int64_t j, T value) {
-  p[j] = value;
-}
-template <typename S, typename G, typename T>
-inline void store_param(S* __restrict p, G* __restrict model, int64_t j, T value) {
-  p[j] = value;
-  model[j] = G(value);
-}
+// How a list's elements are stored: in the opmath type itself, or narrower.
+enum class Storage : uint8_t { kOpmath, kBFloat16, kHalf };
 
 namespace detail {
 
-// True when every tensor of param i can be walked as one flat array with the
-// same element order (contiguous, or dense with identical strides).
-template <size_t N>
-bool flat_compatible(const TensorLists<N>& args, size_t i) {
-  const at::Tensor& p = args.lists[0][i];
-  if (!p.is_non_overlapping_and_dense()) return false;
-  auto same_layout = [&](const at::Tensor& t) {
-    return t.is_non_overlapping_and_dense() && t.strides() == p.strides();
-  };
-  for (const auto& list : args.lists)
-    if (!list.empty() && !same_layout(list[i])) return false;
-  return args.model_params.empty() || same_layout(args.model_params[i]);
+// Element j of a list as the opmath type T, and back: E is T itself, or
+// uint16_t for the bits of a bf16 (converted inside the loop, which the
+// compiler vectorizes; fp16 is staged instead, see Chunk::update).
+template <typename T, typename E>
+FUSED_OPTIM_INLINE T widen(E x) {
+  if constexpr (std::is_same_v<E, T>)
+    return x;
+  else
+    return bfloat16_bits_to_float(x);
 }
 
-// Replaces t by a contiguous copy, remembering to copy it back if it is written.
-inline void make_dense(at::Tensor& t, bool mutated,
-                       std::vector<std::pair<at::Tensor, at::Tensor>>& copy_back) {
-  at::Tensor dense = t.contiguous();
-  if (mutated && !dense.is_same(t)) copy_back.emplace_back(t, dense);
-  t = dense;
+template <typename T, typename E>
+FUSED_OPTIM_INLINE E narrow(T x) {
+  if constexpr (std::is_same_v<E, T>)
+    return x;
+  else
+    return float_to_bfloat16_bits(x);
 }
 
-// Element `begin` of tensor t.
-template <typename S>
-S* element_ptr(const at::Tensor& t, int64_t begin) {
-  return t.data_ptr<S>() + begin;
+template <bool kOn, typename T, typename E>
+FUSED_OPTIM_INLINE T load_if(const E* __restrict list, int64_t j) {
+  if constexpr (kOn)
+    return widen<T>(list[j]);
+  else
+    return T(0);
 }
 
-inline uint16_t* half_bits_ptr(const at::Tensor& t, int64_t begin) {
-  return reinterpret_cast<uint16_t*>(t.data_ptr<at::Half>() + begin);
+template <bool kOn, typename T, typename E>
+FUSED_OPTIM_INLINE void store_if(E* __restrict list, int64_t j, T value) {
+  if constexpr (kOn) list[j] = narrow<T, E>(value);
 }
 
-template <typename S, typename G, bool kModel, size_t N>
-Chunk<S, G, kModel, N> chunk_pointers(TensorLists<N>& args, int64_t i, int64_t begin) {
-  Chunk<S, G, kModel, N> c{};
-  for (size_t k = 0; k < N; ++k)
-    if (k != kGradList && !args.lists[k].empty()) c.ptrs[k] = element_ptr<S>(args.lists[k][i], begin);
-  c.grad = element_ptr<G>(args.lists[kGradList][i], begin);
-  if constexpr (kModel) c.model = element_ptr<G>(args.model_params[i], begin);
-  return c;
-}
+template <typename E, size_t>
+using ListPtr = E*;
 
-// grad *= factor for n elements, computed in the opmath type and rounded once.
-template <typename G>
-void scale_in_place(G* __restrict grad, int64_t n, double factor) {
-  using T = at::opmath_type<G>;
-  const T f = T(factor);
-  for (int64_t j = 0; j < n; ++j) grad[j] = G(T(grad[j]) * f);
-}
-
-// Runs the loop on one chunk, then leaves its grads unscaled (AMP) if asked.
-template <size_t N, typename Loop, typename C>
-void run_chunk(const TensorLists<N>& args, int64_t i, C chunk, int64_t n, const Loop& loop) {
-  loop(i, chunk, n);
-  if (args.unscale_grads) scale_in_place(chunk.grad, n, *args.unscale_grads);
-}
-
-// fp16 elements per staged block: the float copies of every list of a block
-// stay in L1 (512 was the fastest of 128 to 8192 on the 2-core EPYC).
-constexpr int64_t kStageElements = 512;
-
-// Runs the loop on float copies of the fp16 lists of n elements of param i,
-// block by block, and rounds the written ones back: the compiler vectorizes the
-// float loops, and the conversions use F16C (half_convert.h). The result is
-// that of converting each element in the loop (loads are exact, each store
-// rounds once). Without master weights every list is fp16; with them
-// (kModel) only the grads and the model params, the rest being float.
-template <bool kModel, size_t N, typename Loop>
-void apply_fp16_staged(TensorLists<N>& args, int64_t i, int64_t begin, int64_t n, const Loop& loop) {
-  alignas(64) float stage[N + 1][kStageElements];  // [k]: list k, [N]: the model params
-  auto staged = [&](size_t k) { return !args.lists[k].empty() && (!kModel || k == kGradList); };
-  for (int64_t b = begin; b < begin + n; b += kStageElements) {
-    const int64_t m = std::min(kStageElements, begin + n - b);
-    Chunk<float, float, kModel, N> c{};
-    for (size_t k = 0; k < N; ++k) {
-      if (staged(k)) {
-        half_to_float(half_bits_ptr(args.lists[k][i], b), stage[k], m);
-        c.ptrs[k] = stage[k];
-      } else if (!args.lists[k].empty()) {
-        c.ptrs[k] = element_ptr<float>(args.lists[k][i], b);
-      }
-    }
-    c.grad = std::exchange(c.ptrs[kGradList], nullptr);
-    if constexpr (kModel) c.model = stage[N];
-    run_chunk(args, i, c, m, loop);
-    for (size_t k = 0; k < N; ++k)
-      if (staged(k) && args.mutated[k])
-        float_to_half(stage[k], half_bits_ptr(args.lists[k][i], b), m);
-    if constexpr (kModel) float_to_half(stage[N], half_bits_ptr(args.model_params[i], b), m);
+// The loop of element_loop, with each list a restrict pointer of its own: held
+// in an array, the pointers were reloaded in every iteration and the staged
+// loops were not vectorized.
+template <unsigned kRead, unsigned kWrite, typename T, typename E, size_t N, typename Op, size_t... K>
+FUSED_OPTIM_INLINE void element_loop_of(int64_t n, const Op& op, std::index_sequence<K...>,
+                                        ListPtr<E, K> __restrict... list) {
+  FUSED_OPTIM_LISTS_DO_NOT_OVERLAP
+  for (int64_t j = 0; j < n; ++j) {
+    T x[N] = {load_if<((kRead >> K) & 1u) != 0, T>(list, j)...};
+    op(x);
+    (store_if<((kWrite >> K) & 1u) != 0>(list, j, x[K]), ...);
   }
+}
+
+template <unsigned kRead, unsigned kWrite, typename T, typename E, size_t N, typename Op, size_t... K>
+FUSED_OPTIM_INLINE void element_loop_unpacked(const std::array<E*, N>& p, int64_t n, const Op& op,
+                                              std::index_sequence<K...> lists) {
+  element_loop_of<kRead, kWrite, T, E, N>(n, op, lists, p[K]...);
+}
+
+// x[k] = element j of list k for the lists in kRead (0 for the others), op(x),
+// then the lists in kWrite get their new x[k]: for every j < n. The lists hold
+// elements of type E, loaded into and stored from the opmath type T.
+template <unsigned kRead, unsigned kWrite, typename T, typename E, size_t N, typename Op>
+FUSED_OPTIM_INLINE void element_loop(const std::array<E*, N>& p, int64_t n, const Op& op) {
+  element_loop_unpacked<kRead, kWrite, T>(p, n, op, std::make_index_sequence<N>{});
+}
+
+// x *= factor for n elements of type E, computed in T and rounded once.
+template <typename T, typename E>
+inline void scale_in_place(E* __restrict x, int64_t n, T factor) {
+  for (int64_t j = 0; j < n; ++j) x[j] = narrow<T, E>(widen<T>(x[j]) * factor);
+}
+
+inline void load_block(Storage s, const void* src, float* __restrict dst, int64_t n) {
+  const auto* bits = static_cast<const uint16_t*>(src);
+  if (s == Storage::kHalf)
+    half_to_float(bits, dst, n);
+  else
+    bfloat16_to_float(bits, dst, n);
+}
+
+// One list of a staged block: its bf16/fp16 elements and their float copies.
+struct Staged {
+  Storage storage;
+  uint16_t* narrow;
+  float* wide;
+};
+
+// Converts `count` lists of n elements each to float, a few cache lines of each
+// list in turn, so that the loads of every list are in flight together (one
+// list after another, the cores waited on memory: fp16 Adam took twice as long).
+inline void load_blocks(const Staged* lists, int count, int64_t n) {
+  constexpr int64_t kStride = 64;
+  for (int64_t b = 0; b < n; b += kStride) {
+    const int64_t m = std::min(kStride, n - b);
+    for (int q = 0; q < count; ++q) load_block(lists[q].storage, lists[q].narrow + b, lists[q].wide + b, m);
+  }
+}
+
+inline void store_block(Storage s, const float* __restrict src, void* dst, int64_t n) {
+  auto* bits = static_cast<uint16_t*>(dst);
+  if (s == Storage::kHalf)
+    float_to_half(src, bits, n);
+  else
+    float_to_bfloat16(src, bits, n);
 }
 
 }  // namespace detail
 
-// Calls loop(i, chunk, n) with a Chunk pointing at n consecutive elements of
-// param i's tensors, for every chunk of every tensor.
-template <size_t N, typename Loop>
-void multi_tensor_apply(TensorLists<N>& args, const Loop& loop) {
-  const size_t count = args.lists[0].size();
-  if (args.unscale_grads) args.mutated[kGradList] = true;
-  // Strided tensors are updated through contiguous copies, written back after.
-  std::vector<std::pair<at::Tensor, at::Tensor>> copy_back;
-  for (size_t i = 0; i < count; ++i) {
-    if (args.lists[0][i].numel() == 0 || detail::flat_compatible(args, i)) continue;
-    for (size_t k = 0; k < N; ++k)
-      if (!args.lists[k].empty()) detail::make_dense(args.lists[k][i], args.mutated[k], copy_back);
-    if (!args.model_params.empty()) detail::make_dense(args.model_params[i], true, copy_back);
+// n consecutive elements of one param's lists, from element `begin` on.
+template <typename T, size_t N>
+struct Chunk {
+  using opmath = T;
+  std::array<char*, N> data;  // each list's element `begin`; null for an unused list
+  std::array<Storage, N> storage;
+  int64_t size;
+  std::optional<T> unscale_grads;
+
+  // Runs op on every element (see detail::element_loop). The model params (the
+  // last list) are neither read nor written by op: they receive the new
+  // params, rounded.
+  template <unsigned kRead, unsigned kWrite, typename Op>
+  FUSED_OPTIM_INLINE void update(const Op& op) const {
+    static_assert(!(((kRead | kWrite) >> kModelList) & 1u), "the loop stores the model params");
+    const unsigned used = kRead | kWrite;
+    if (all_stored_as(Storage::kOpmath, used)) {
+      direct_update<kRead, kWrite, T>(op);
+    } else if constexpr (std::is_same_v<T, float>) {
+      if (all_stored_as(Storage::kBFloat16, used))
+        direct_update<kRead, kWrite, uint16_t>(op);
+      else
+        staged_update<kRead, kWrite>(op);
+    }
   }
 
+ private:
+  static constexpr size_t kModelList = N - 1;
+
+  // True when each list in `used` holds elements stored as s, and there are no model params.
+  bool all_stored_as(Storage s, unsigned used) const {
+    if (data[kModelList] != nullptr) return false;
+    for (size_t k = 0; k < kModelList; ++k)
+      if (((used >> k) & 1u) && storage[k] != s) return false;
+    return true;
+  }
+
+  // The update in place, each list's elements (of type E) converted in the loop.
+  template <unsigned kRead, unsigned kWrite, typename E, typename Op>
+  FUSED_OPTIM_INLINE void direct_update(const Op& op) const {
+    std::array<E*, N> p{};
+    for (size_t k = 0; k < N; ++k) p[k] = reinterpret_cast<E*>(data[k]);
+    detail::element_loop<kRead, kWrite, T>(p, size, op);
+    if (unscale_grads) detail::scale_in_place(p[kGradList], size, *unscale_grads);
+  }
+  // The update on float copies of the bf16/fp16 lists, block by block.
+  template <unsigned kRead, unsigned kWrite, typename Op>
+  FUSED_OPTIM_INLINE void staged_update(const Op& op) const {
+    alignas(64) float stage[N][kStageElements];
+    auto staged = [&](size_t k) { return data[k] != nullptr && storage[k] != Storage::kOpmath; };
+    for (int64_t b = 0; b < size; b += kStageElements) {
+      const int64_t m = std::min(kStageElements, size - b);
+      std::array<float*, N> p{};
+      detail::Staged loads[N];
+      int count = 0;
+      for (size_t k = 0; k < kModelList; ++k) {
+        if (data[k] == nullptr) continue;
+        char* at = data[k] + b * element_size(k);
+        if (!staged(k)) {
+          p[k] = reinterpret_cast<float*>(at);
+          continue;
+        }
+        p[k] = stage[k];
+        if (((kRead >> k) & 1u) || (k == kGradList && unscale_grads))
+          loads[count++] = {storage[k], reinterpret_cast<uint16_t*>(at), stage[k]};
+      }
+      detail::load_blocks(loads, count, m);
+      detail::element_loop<kRead, kWrite, float>(p, m, op);
+      for (size_t k = 0; k < kModelList; ++k)
+        if (((kWrite >> k) & 1u) && staged(k))
+          detail::store_block(storage[k], stage[k], data[k] + b * element_size(k), m);
+      if (data[kModelList] != nullptr)
+        detail::store_block(storage[kModelList], p[kParamList],
+                            data[kModelList] + b * element_size(kModelList), m);
+      if (unscale_grads) {
+        detail::scale_in_place(p[kGradList], m, *unscale_grads);
+        if (staged(kGradList))
+          detail::store_block(storage[kGradList], stage[kGradList],
+                              data[kGradList] + b * element_size(kGradList), m);
+      }
+    }
+  }
+
+  size_t element_size(size_t k) const { return storage[k] == Storage::kOpmath ? sizeof(T) : 2; }
+};
+
+namespace detail {
+
+inline Storage storage_of(at::ScalarType t) {
+  if (t == at::kBFloat16) return Storage::kBFloat16;
+  if (t == at::kHalf) return Storage::kHalf;
+  return Storage::kOpmath;  // float or double: the opmath type of its tensor
+}
+
+// Param i's lists as the chunks address them, found once per call.
+template <size_t N>
+struct TensorPtrs {
+  std::array<char*, N> data;
+  std::array<Storage, N> storage;
+  std::array<uint8_t, N> element_size;
+  bool is_double;  // float64 params: opmath double
+};
+
+template <size_t N>
+TensorPtrs<N> pointers_of(const TensorLists<N>& args, size_t i) {
+  TensorPtrs<N> t{};
+  for (size_t k = 0; k < N; ++k) {
+    if (args.lists[k].empty()) continue;
+    const at::Tensor& x = args.lists[k][i];
+    t.data[k] = static_cast<char*>(x.data_ptr());
+    t.storage[k] = storage_of(x.scalar_type());
+    t.element_size[k] = static_cast<uint8_t>(x.element_size());
+  }
+  t.is_double = args.lists[kParamList][i].scalar_type() == at::kDouble;
+  return t;
+}
+
+template <typename T, size_t N>
+Chunk<T, N> chunk_of(const TensorPtrs<N>& t, int64_t begin, int64_t end,
+                     const std::optional<double>& unscale_grads) {
+  Chunk<T, N> c{};
+  for (size_t k = 0; k < N; ++k)
+    if (t.data[k] != nullptr) c.data[k] = t.data[k] + begin * t.element_size[k];
+  c.storage = t.storage;
+  c.size = end - begin;
+  if (unscale_grads) c.unscale_grads = static_cast<T>(*unscale_grads);
+  return c;
+}
+
+}  // namespace detail
+
+// Calls f(i, chunk) for every chunk of every param i (chunks of at most
+// kChunkElements, in parallel over the chunks), with a Chunk<float, N> or,
+// for float64 params, a Chunk<double, N>.
+template <size_t N, typename F>
+void multi_tensor_apply(TensorLists<N>& args, const F& f) {
+  const size_t count = args.lists[kParamList].size();
+  if (args.unscale_grads) args.mutated[kGradList] = true;
+  // Strided tensors are updated through contiguous copies, written back after.
+  DenseCopies dense;
+  for (size_t i = 0; i < count; ++i) dense.make_flat(args.lists, args.mutated, i);
+
+  std::vector<detail::TensorPtrs<N>> tensors;
+  tensors.reserve(count);
   struct WorkItem {
     int64_t tensor;
     int64_t begin;
@@ -200,7 +339,12 @@ void multi_tensor_apply(TensorLists<N>& args, const Loop& loop) {
   std::vector<WorkItem> chunks;
   int64_t elements = 0;
   for (size_t i = 0; i < count; ++i) {
-    const int64_t n = args.lists[0][i].numel();
+    const int64_t n = args.lists[kParamList][i].numel();
+    if (n == 0) {
+      tensors.emplace_back();
+      continue;
+    }
+    tensors.push_back(detail::pointers_of(args, i));
     elements += n;
     for (int64_t b = 0; b < n; b += kChunkElements)
       chunks.push_back({static_cast<int64_t>(i), b, std::min(n, b + kChunkElements)});
@@ -213,29 +357,16 @@ void multi_tensor_apply(TensorLists<N>& args, const Loop& loop) {
 
   at::parallel_for(0, items, grain, [&](int64_t first, int64_t last) {
     for (int64_t c = first; c < last; ++c) {
-      const WorkItem& chunk = chunks[c];
-      const int64_t n = chunk.end - chunk.begin;
-      const int64_t i = chunk.tensor;
-      if (args.model_params.empty()) {
-        const at::ScalarType dtype = args.lists[0][i].scalar_type();
-        if (dtype == at::kHalf) {
-          detail::apply_fp16_staged<false>(args, i, chunk.begin, n, loop);
-        } else {
-          AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, dtype, "fused_optim", [&] {
-            auto ptrs = detail::chunk_pointers<scalar_t, scalar_t, false>(args, i, chunk.begin);
-            detail::run_chunk(args, i, ptrs, n, loop);
-          });
-        }
-      } else if (args.model_params[i].scalar_type() == at::kHalf) {
-        detail::apply_fp16_staged<true>(args, i, chunk.begin, n, loop);
-      } else {  // bf16 (checks.cpp admits no other model-param dtype)
-        auto ptrs = detail::chunk_pointers<float, at::BFloat16, true>(args, i, chunk.begin);
-        detail::run_chunk(args, i, ptrs, n, loop);
-      }
+      const WorkItem& item = chunks[c];
+      const auto& t = tensors[item.tensor];
+      if (t.is_double)
+        f(item.tensor, detail::chunk_of<double>(t, item.begin, item.end, args.unscale_grads));
+      else
+        f(item.tensor, detail::chunk_of<float>(t, item.begin, item.end, args.unscale_grads));
     }
   });
 
-  for (auto& [original, dense] : copy_back) original.copy_(dense);
+  dense.copy_back();
 }
 
 }  // namespace fused_optim::cpu

@@ -1,6 +1,7 @@
 // Element types of the CUDA kernels: the opmath type each is computed in, the
 // conversions (rounded once, to nearest even, when stored), and the dispatch
-// from the glue's ScalarType and runtime flags to compile-time ones.
+// from the glue's ScalarType to compile-time types (op_lists.h's with_flag does
+// the same for runtime flags).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -81,13 +82,6 @@ cudaError_t dispatch_element_types(ElementTypes types, const F& f) {
     default:
       return cudaErrorInvalidValue;
   }
-}
-
-// Turns a runtime flag into a compile-time one, so each kernel is specialized
-// without per-element branches (and unused state is neither read nor written).
-template <typename F>
-cudaError_t with_flag(bool flag, const F& f) {
-  return flag ? f(std::true_type{}) : f(std::false_type{});
 }
 
 }  // namespace fused_optim::cuda

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "../checks.h"
+#include "../dense_lists.h"
 #include "../state_steps.h"
 #include "../versions.h"
 #include "launch.h"
@@ -77,10 +78,6 @@ DeviceScalar device_scalar(const optional<Tensor>& t, double fallback, const at:
   return s;
 }
 
-TensorList models(const OptionalTensorList& model_params) {
-  return model_params.value_or(TensorList{});
-}
-
 // The checks of every operator before it touches any state (the step counts),
 // then false when a CPU found_inf is set: nothing to do.
 bool begin_step(const char* op, TensorList params, const ScalarTensors& scalars) {
@@ -110,19 +107,6 @@ const float* step_ptr(const Tensor& step, const at::Device& device,
   return converted.data_ptr<float>();
 }
 
-// True when every tensor of param i can be walked as one flat array with the
-// same element order (contiguous, or dense with identical strides).
-template <size_t N>
-bool flat_compatible(const std::array<TensorList, N>& lists, size_t i) {
-  const Tensor& p = lists[0][i];
-  if (!p.is_non_overlapping_and_dense()) return false;
-  for (const TensorList& list : lists) {
-    if (list.empty()) continue;
-    if (!list[i].is_non_overlapping_and_dense() || list[i].strides() != p.strides()) return false;
-  }
-  return true;
-}
-
 // Enqueues launch(types, tensors, common, stream) once per (device, param
 // dtype, grad dtype). lists[0] are the params, lists[1] the grads, lists[N-1]
 // the model params (fp32 master weights); an empty list is unused (null
@@ -131,33 +115,21 @@ bool flat_compatible(const std::array<TensorList, N>& lists, size_t i) {
 // return: the caching allocator reuses their memory only after the launches
 // that were enqueued on the same stream.
 template <size_t N, typename Launch>
-void run(const char* op, const std::array<TensorList, N>& lists, const std::array<bool, N>& mutated,
+void run(const char* op, std::array<std::vector<Tensor>, N> lists, const std::array<bool, N>& mutated,
          TensorList state_steps, const ScalarTensors& scalars, double weight_decay, bool maximize,
          const Launch& launch) {
-  const TensorList params = lists[0];
   std::vector<Tensor> keep_alive;
-  std::vector<std::pair<Tensor, Tensor>> copy_back;
+  DenseCopies dense;
   using Key = std::tuple<c10::DeviceIndex, at::ScalarType, at::ScalarType>;
   std::map<Key, std::vector<TensorPtrs<N>>> groups;
 
-  for (size_t i = 0; i < params.size(); ++i) {
-    const Tensor& p = params[i];
+  for (size_t i = 0; i < lists[0].size(); ++i) {
+    const Tensor& p = lists[0][i];
     if (p.numel() == 0) continue;
-    const bool flat = flat_compatible(lists, i);
+    dense.make_flat(lists, mutated, i);
     TensorPtrs<N> t{};
-    for (size_t k = 0; k < N; ++k) {
-      if (lists[k].empty()) continue;
-      Tensor x = lists[k][i];
-      if (!flat) {
-        Tensor dense = x.contiguous();
-        if (!dense.is_same(x)) {
-          keep_alive.push_back(dense);
-          if (mutated[k]) copy_back.emplace_back(x, dense);
-        }
-        x = dense;
-      }
-      t.data[k] = x.data_ptr();
-    }
+    for (size_t k = 0; k < N; ++k)
+      if (!lists[k].empty()) t.data[k] = lists[k][i].data_ptr();
     t.numel = p.numel();
     t.step = state_steps.empty() ? nullptr : step_ptr(state_steps[i], p.device(), keep_alive);
     groups[{p.device().index(), p.scalar_type(), lists[1][i].scalar_type()}].push_back(t);
@@ -178,7 +150,7 @@ void run(const char* op, const std::array<TensorList, N>& lists, const std::arra
     const ElementTypes types{kernel_type(op, param_type), kernel_type(op, grad_type)};
     C10_CUDA_CHECK(launch(types, span, common, c10::cuda::getCurrentCUDAStream(index).stream()));
   }
-  for (auto& [original, dense] : copy_back) original.copy_(dense);
+  dense.copy_back();
 }
 
 // ---------------------------------------------------------------- Momentum
@@ -196,7 +168,7 @@ void momentum_cuda(TensorList params, TensorList grads, TensorList momentum_buff
       {params, momentum_buffers, unscaled(grads, grad_scale), written_models(model_params)});
   MomentumArgs args{{}, momentum, dampening, nesterov, first_step};
   run<momentum_list::kCount>(
-      op, {params, grads, momentum_buffers, models(model_params)}, {true, false, true, true}, {},
+      op, {params.vec(), grads.vec(), momentum_buffers.vec(), model_list(model_params)}, {true, false, true, true}, {},
       scalars, weight_decay, maximize,
       [&](ElementTypes types, auto tensors, const CommonArgs& common, cudaStream_t stream) {
         args.common = common;
@@ -221,7 +193,8 @@ void rmsprop_cuda(TensorList params, TensorList grads, TensorList square_avgs, T
   advance_steps(state_steps, found_inf);
   RMSPropArgs args{{}, alpha, eps, momentum, centered};
   run<rmsprop_list::kCount>(
-      op, {params, grads, square_avgs, grad_avgs, momentum_buffers, models(model_params)},
+      op, {params.vec(), grads.vec(), square_avgs.vec(), grad_avgs.vec(), momentum_buffers.vec(),
+       model_list(model_params)},
       {true, false, true, true, true, true}, {}, scalars, weight_decay, maximize,
       [&](ElementTypes types, auto tensors, const CommonArgs& common, cudaStream_t stream) {
         args.common = common;
@@ -246,7 +219,8 @@ void adam_cuda(TensorList params, TensorList grads, TensorList exp_avgs, TensorL
   advance_steps(state_steps, found_inf);  // before the launch, which reads them
   AdamArgs args{{}, beta1, beta2, eps, decoupled_weight_decay, amsgrad, bias_correction};
   run<adam_list::kCount>(
-      op, {params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, models(model_params)},
+      op, {params.vec(), grads.vec(), exp_avgs.vec(), exp_avg_sqs.vec(), max_exp_avg_sqs.vec(),
+       model_list(model_params)},
       {true, false, true, true, true, true},
       state_steps, scalars, weight_decay, maximize,
       [&](ElementTypes types, auto tensors, const CommonArgs& common, cudaStream_t stream) {
@@ -271,7 +245,8 @@ void diffgrad_cuda(TensorList params, TensorList grads, TensorList exp_avgs, Ten
   advance_steps(state_steps, found_inf);  // before the launch, which reads them
   DiffGradArgs args{{}, beta1, beta2, eps};
   run<diffgrad_list::kCount>(
-      op, {params, grads, exp_avgs, exp_avg_sqs, previous_grads, models(model_params)},
+      op, {params.vec(), grads.vec(), exp_avgs.vec(), exp_avg_sqs.vec(), previous_grads.vec(),
+       model_list(model_params)},
       {true, false, true, true, true, true},
       state_steps, scalars, weight_decay, maximize,
       [&](ElementTypes types, auto tensors, const CommonArgs& common, cudaStream_t stream) {

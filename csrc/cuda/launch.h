@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "../op_lists.h"
+
 namespace fused_optim::cuda {
 
 enum class ScalarType { kFloat, kDouble, kHalf, kBFloat16 };
@@ -55,26 +57,8 @@ struct CommonArgs {
   bool unscale_grads = false;  // AMP: leave the grads unscaled in place after the update
 };
 
-// Named indices of each operator's lists in TensorPtrs::data. Every operator
-// has the params first, the grads second, and the model params last (null
-// without master weights), as multi_tensor_apply.cuh expects.
-namespace momentum_list {
-enum : int { kParam, kGrad, kBuffer, kModelParam, kCount };
-}
-namespace rmsprop_list {
-enum : int { kParam, kGrad, kSquareAvg, kGradAvg, kBuffer, kModelParam, kCount };
-}
-namespace adam_list {
-enum : int { kParam, kGrad, kExpAvg, kExpAvgSq, kMaxExpAvgSq, kModelParam, kCount };
-}
-namespace diffgrad_list {
-enum : int { kParam, kGrad, kExpAvg, kExpAvgSq, kPreviousGrad, kModelParam, kCount };
-}
-static_assert(momentum_list::kModelParam == momentum_list::kCount - 1 &&
-                  rmsprop_list::kModelParam == rmsprop_list::kCount - 1 &&
-                  adam_list::kModelParam == adam_list::kCount - 1 &&
-                  diffgrad_list::kModelParam == diffgrad_list::kCount - 1,
-              "the model params are every operator's last list");
+// The lists of each operator are named in op_lists.h (TensorPtrs::data holds
+// them in that order, the model params last).
 
 struct MomentumArgs {
   CommonArgs common;

@@ -163,17 +163,6 @@ cudaError_t multi_tensor_apply(Span<TensorPtrs<kDepth>> tensors, const Functor& 
   });
 }
 
-// Bit mask of list indices, for chunk_apply's kRead and kWrite.
-template <typename... I>
-__host__ __device__ constexpr unsigned lists(I... indices) {
-  return ((1u << indices) | ... | 0u);
-}
-
-// The lists every operator has in the same place (launch.h): the params
-// first, the grads second, the model params (master weights only) last.
-constexpr int kParamList = 0;
-constexpr int kGradList = 1;
-
 // kVec elements, loaded and stored as one vector (16 bytes for the widest type).
 template <typename E, int kVec>
 struct alignas(sizeof(E) * kVec) Pack {

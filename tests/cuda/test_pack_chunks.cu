@@ -11,6 +11,7 @@
 
 #include "../../csrc/cuda/multi_tensor_apply.cuh"
 
+using namespace fused_optim;
 using namespace fused_optim::cuda;
 
 template <int kTensors, int kBlocks>
