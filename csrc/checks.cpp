@@ -113,8 +113,14 @@ void check_no_overlap(const char* op, const std::vector<NamedList>& lists,
   }
 }
 
-}  // namespace
-
+// Every list has one tensor per param, of the param's shape and device, and no
+// tensor is sparse or complex. Dtypes: the states have the params' dtype; the
+// grads too, unless model_params is given (fp32 master weights): then params
+// are float32, model_params bf16/fp16 of the same shape and device, and the
+// grads have the model params' dtype. No tensor that the call writes overlaps
+// another tensor of the call, or itself (an expanded tensor): the grads are
+// written when grads_written (AMP unscaling), the params, states, step counts
+// and model params always.
 void check_lists(const char* op, at::TensorList params, at::TensorList grads,
                  const OptionalTensorList& model_params, const std::vector<NamedList>& states,
                  at::TensorList state_steps, bool grads_written) {
@@ -163,84 +169,33 @@ void check_lists(const char* op, at::TensorList params, at::TensorList grads,
 
 void check_scalar_tensor(const char* op, const char* name, const std::optional<at::Tensor>& t) {
   if (!t.has_value()) return;
-  TORCH_CHECK(t->numel() == 1, op, ": ", name, " must hold one element, got shape ",
-              t->sizes());
+  TORCH_CHECK(t->numel() == 1, op, ": ", name, " must hold one element, got shape ", t->sizes());
 }
 
-namespace {
+}  // namespace
 
-void check_scalars(const char* op, const std::optional<at::Tensor>& lr_tensor,
-                   const std::optional<at::Tensor>& grad_scale,
-                   const std::optional<at::Tensor>& found_inf) {
+void OpCall::check() const {
+  if (state_steps.has_value()) check_state_steps(op, params, *state_steps);
+  for (const NamedList& list : states)
+    TORCH_CHECK(!(list.required && list.tensors.empty() && !list.required_because.empty() &&
+                  !params.empty()),
+                op, ": ", list.required_because);
+  check_lists(op, params, grads, model_params, states, state_steps.value_or(at::TensorList{}),
+              grad_scale.has_value());
   check_scalar_tensor(op, "lr_tensor", lr_tensor);
   check_scalar_tensor(op, "grad_scale", grad_scale);
   check_scalar_tensor(op, "found_inf", found_inf);
 }
 
-}  // namespace
-
-void check_momentum_args(at::TensorList params, at::TensorList grads,
-                         at::TensorList momentum_buffers, double momentum,
-                         const std::optional<at::Tensor>& lr_tensor,
-                         const std::optional<at::Tensor>& grad_scale,
-                         const std::optional<at::Tensor>& found_inf,
-                         const OptionalTensorList& model_params) {
-  const char* op = "optimizers::momentum_";
-  check_lists(op, params, grads, model_params, {{"momentum_buffers", momentum_buffers, false}}, {},
-              grad_scale.has_value());
-  TORCH_CHECK(momentum == 0.0 || momentum_buffers.size() == params.size(), op, ": momentum ",
-              momentum, " needs one momentum buffer per param");
-  check_scalars(op, lr_tensor, grad_scale, found_inf);
-}
-
-void check_rmsprop_args(at::TensorList params, at::TensorList grads, at::TensorList square_avgs,
-                        at::TensorList grad_avgs, at::TensorList momentum_buffers,
-                        at::TensorList state_steps, bool centered, double momentum,
-                        const std::optional<at::Tensor>& lr_tensor,
-                        const std::optional<at::Tensor>& grad_scale,
-                        const std::optional<at::Tensor>& found_inf,
-                        const OptionalTensorList& model_params) {
-  const char* op = "optimizers::rmsprop_";
-  check_state_steps(op, params, state_steps);
-  check_lists(op, params, grads, model_params,
-              {{"square_avgs", square_avgs, true},
-               {"grad_avgs", grad_avgs, centered},
-               {"momentum_buffers", momentum_buffers, momentum > 0.0}},
-              state_steps, grad_scale.has_value());
-  check_scalars(op, lr_tensor, grad_scale, found_inf);
-}
-
-void check_adam_args(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
-                     at::TensorList exp_avg_sqs, at::TensorList max_exp_avg_sqs,
-                     at::TensorList state_steps, bool amsgrad,
-                     const std::optional<at::Tensor>& lr_tensor,
-                     const std::optional<at::Tensor>& grad_scale,
-                     const std::optional<at::Tensor>& found_inf,
-                     const OptionalTensorList& model_params) {
-  const char* op = "optimizers::adam_";
-  check_state_steps(op, params, state_steps);
-  check_lists(op, params, grads, model_params,
-              {{"exp_avgs", exp_avgs, true},
-               {"exp_avg_sqs", exp_avg_sqs, true},
-               {"max_exp_avg_sqs", max_exp_avg_sqs, amsgrad}},
-              state_steps, grad_scale.has_value());
-  check_scalars(op, lr_tensor, grad_scale, found_inf);
-}
-
-void check_diffgrad_args(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
-                         at::TensorList exp_avg_sqs, at::TensorList previous_grads,
-                         at::TensorList state_steps, const std::optional<at::Tensor>& lr_tensor,
-                         const std::optional<at::Tensor>& grad_scale,
-                         const std::optional<at::Tensor>& found_inf,
-                         const OptionalTensorList& model_params) {
-  const char* op = "optimizers::diffgrad_";
-  check_state_steps(op, params, state_steps);
-  check_lists(op, params, grads, model_params,
-              {{"exp_avgs", exp_avgs, true},
-               {"exp_avg_sqs", exp_avg_sqs, true},
-               {"previous_grads", previous_grads, true}},
-              state_steps, grad_scale.has_value());
-  check_scalars(op, lr_tensor, grad_scale, found_inf);
+void OpCall::bump_versions() const {
+  auto bump = [](at::TensorList list) {
+    for (const at::Tensor& t : list) t.unsafeGetTensorImpl()->bump_version();
+  };
+  bump(params);
+  for (const NamedList& list : states) bump(list.tensors);
+  if (state_steps.has_value()) bump(*state_steps);
+  if (grad_scale.has_value()) bump(grads);  // unscaled in place (AMP)
+  if (model_params.has_value()) bump(*model_params);
 }
 
 }  // namespace fused_optim

@@ -4,66 +4,80 @@
 
 #include <ATen/ATen.h>
 
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace fused_optim {
 
-// A named tensor list; `required` false means it may be empty (an unused state).
+// A state list of an operator, by its schema name: one tensor per param, or
+// (`required` false) empty, a state the call's options leave unused. A
+// required list passed empty is reported with `required_because` when set.
 struct NamedList {
   const char* name;
   at::TensorList tensors;
-  bool required;
+  bool required = true;
+  std::string required_because = {};
 };
 
 using OptionalTensorList = std::optional<at::TensorList>;
 
-// Checks that every list has one tensor per param, of the param's shape and
-// device, and that no tensor is sparse or complex. Dtypes: the states have the
-// params' dtype; the grads too, unless model_params is given (fp32 master
-// weights): then params are float32, model_params bf16/fp16 of the same shape
-// and device, and the grads have the model params' dtype. state_steps (empty
-// for an operator without step counts) holds one float32/float64 count per
-// param. No tensor that the call writes overlaps another tensor of the call, or
-// itself (an expanded tensor): the grads are written when grads_written (AMP
-// unscaling), the params, states, step counts and model params always.
-void check_lists(const char* op, at::TensorList params, at::TensorList grads,
-                 const OptionalTensorList& model_params, const std::vector<NamedList>& states,
-                 at::TensorList state_steps, bool grads_written);
+// The error for a momentum_ call that has momentum but no buffers.
+inline std::string momentum_requires_buffers(double momentum) {
+  return momentum == 0.0 ? std::string{}
+                         : c10::str("momentum ", momentum, " needs one momentum buffer per param");
+}
 
-// The learning rate: lr_tensor's value when given (a 0-dim or 1-element tensor), else lr.
-void check_scalar_tensor(const char* op, const char* name,
-                         const std::optional<at::Tensor>& t);
+// One call of an operator as every backend sees it before it runs: the lists
+// by their schema names (ops.cpp), in schema order. Each backend's kernel
+// builds one and calls check() first, then bump_versions() once it knows the
+// step is not skipped.
+struct OpCall {
+  const char* op;  // "optimizers::adam_"
+  at::TensorList params;
+  at::TensorList grads;
+  std::vector<NamedList> states;
+  std::optional<at::TensorList> state_steps;  // nullopt: the operator keeps no step counts
+  const std::optional<at::Tensor>& lr_tensor;
+  const std::optional<at::Tensor>& grad_scale;
+  const std::optional<at::Tensor>& found_inf;
+  const OptionalTensorList& model_params;
 
-// The arguments of each operator, checked the same way by every backend: list
-// lengths, shapes, dtypes and devices, step counts, and the optional scalar
-// tensors (lr_tensor, grad_scale, found_inf: one element each).
-void check_momentum_args(at::TensorList params, at::TensorList grads,
-                         at::TensorList momentum_buffers, double momentum,
-                         const std::optional<at::Tensor>& lr_tensor,
-                         const std::optional<at::Tensor>& grad_scale,
-                         const std::optional<at::Tensor>& found_inf,
-                         const OptionalTensorList& model_params);
-void check_rmsprop_args(at::TensorList params, at::TensorList grads, at::TensorList square_avgs,
-                        at::TensorList grad_avgs, at::TensorList momentum_buffers,
-                        at::TensorList state_steps, bool centered, double momentum,
-                        const std::optional<at::Tensor>& lr_tensor,
-                        const std::optional<at::Tensor>& grad_scale,
-                        const std::optional<at::Tensor>& found_inf,
-                        const OptionalTensorList& model_params);
-void check_adam_args(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
-                     at::TensorList exp_avg_sqs, at::TensorList max_exp_avg_sqs,
-                     at::TensorList state_steps, bool amsgrad,
-                     const std::optional<at::Tensor>& lr_tensor,
-                     const std::optional<at::Tensor>& grad_scale,
-                     const std::optional<at::Tensor>& found_inf,
-                     const OptionalTensorList& model_params);
-void check_diffgrad_args(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
-                         at::TensorList exp_avg_sqs, at::TensorList previous_grads,
-                         at::TensorList state_steps, const std::optional<at::Tensor>& lr_tensor,
-                         const std::optional<at::Tensor>& grad_scale,
-                         const std::optional<at::Tensor>& found_inf,
-                         const OptionalTensorList& model_params);
+  // List lengths, shapes, dtypes and devices, step counts, overlapping memory,
+  // and the scalar tensors (lr_tensor, grad_scale, found_inf: one element each).
+  void check() const;
+
+  // Bumps the version of every tensor the call writes: the params, states,
+  // step counts and model params, and the grads under AMP. torch's own
+  // in-place ops bump them (in their ADInplaceOrView kernels), which is how
+  // autograd notices that a tensor saved for backward was changed; a custom
+  // operator has to do it itself, or backward() would silently use the new
+  // values.
+  void bump_versions() const;
+
+  // The params, grads, states and model params (empty without master
+  // weights), in the order of op_lists.h, as the backends' loops take them.
+  template <size_t N>
+  std::array<std::vector<at::Tensor>, N> lists() const {
+    TORCH_INTERNAL_ASSERT(states.size() + 3 == N, op, ": ", N, " lists for ", states.size(), " states");
+    std::array<std::vector<at::Tensor>, N> out;
+    out[0] = params.vec();
+    out[1] = grads.vec();
+    for (size_t k = 0; k < states.size(); ++k) out[k + 2] = states[k].tensors.vec();
+    if (model_params.has_value()) out[N - 1] = model_params->vec();
+    return out;
+  }
+
+  // Which of lists() the call writes: all but the grads (those too under AMP,
+  // which the loops know from their unscale factor).
+  template <size_t N>
+  static std::array<bool, N> written() {
+    std::array<bool, N> out;
+    out.fill(true);
+    out[1] = false;
+    return out;
+  }
+};
 
 }  // namespace fused_optim

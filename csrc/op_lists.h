@@ -30,10 +30,22 @@ enum : int { kParam, kGrad, kExpAvg, kExpAvgSq, kMaxExpAvgSq, kModelParam, kCoun
 namespace diffgrad_list {
 enum : int { kParam, kGrad, kExpAvg, kExpAvgSq, kPreviousGrad, kModelParam, kCount };
 }
+namespace adagrad_list {
+enum : int { kParam, kGrad, kSum, kModelParam, kCount };
+}
+namespace radam_list {
+enum : int { kParam, kGrad, kExpAvg, kExpAvgSq, kModelParam, kCount };
+}
+namespace adabelief_list {
+enum : int { kParam, kGrad, kExpAvg, kExpAvgVar, kMaxExpAvgVar, kModelParam, kCount };
+}
 static_assert(momentum_list::kModelParam == momentum_list::kCount - 1 &&
                   rmsprop_list::kModelParam == rmsprop_list::kCount - 1 &&
                   adam_list::kModelParam == adam_list::kCount - 1 &&
-                  diffgrad_list::kModelParam == diffgrad_list::kCount - 1,
+                  diffgrad_list::kModelParam == diffgrad_list::kCount - 1 &&
+                  adagrad_list::kModelParam == adagrad_list::kCount - 1 &&
+                  radam_list::kModelParam == radam_list::kCount - 1 &&
+                  adabelief_list::kModelParam == adabelief_list::kCount - 1,
               "the model params are every operator's last list");
 
 // Bit mask of list indices: which lists an element op reads and which it writes.

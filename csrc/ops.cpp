@@ -40,6 +40,23 @@ TORCH_LIBRARY(optimizers, m) {
       "float lr, float beta1, float beta2, float eps, float weight_decay, bool maximize, "
       "Tensor? lr_tensor=None, Tensor? grad_scale=None, Tensor? found_inf=None, "
       "Tensor(f!)[]? model_params=None) -> ()");
+  m.def(
+      "adagrad_(Tensor(a!)[] params, Tensor(g!)[] grads, Tensor(b!)[] state_sums, "
+      "Tensor(e!)[] state_steps, *, float lr, float lr_decay, float weight_decay, float eps, "
+      "bool maximize, Tensor? lr_tensor=None, Tensor? grad_scale=None, Tensor? found_inf=None, "
+      "Tensor(f!)[]? model_params=None) -> ()");
+  m.def(
+      "radam_(Tensor(a!)[] params, Tensor(g!)[] grads, Tensor(b!)[] exp_avgs, "
+      "Tensor(c!)[] exp_avg_sqs, Tensor(e!)[] state_steps, *, float lr, float beta1, float beta2, "
+      "float eps, float weight_decay, bool decoupled_weight_decay, bool maximize, "
+      "Tensor? lr_tensor=None, Tensor? grad_scale=None, Tensor? found_inf=None, "
+      "Tensor(f!)[]? model_params=None) -> ()");
+  m.def(
+      "adabelief_(Tensor(a!)[] params, Tensor(g!)[] grads, Tensor(b!)[] exp_avgs, "
+      "Tensor(c!)[] exp_avg_vars, Tensor(d!)[] max_exp_avg_vars, Tensor(e!)[] state_steps, *, "
+      "float lr, float beta1, float beta2, float eps, float weight_decay, "
+      "bool decoupled_weight_decay, bool amsgrad, bool maximize, Tensor? lr_tensor=None, "
+      "Tensor? grad_scale=None, Tensor? found_inf=None, Tensor(f!)[]? model_params=None) -> ()");
 }
 
 // Importing optimizers._C loads this library and so registers the operators.

@@ -252,4 +252,103 @@ OPT_HD void diffgrad_update(T& p, T g, T& m, T& v, T& g_prev, const AdamCoeffs<T
   g_prev = g;
 }
 
+// ---------------------------------------------------------------- AdaGrad
+// torch.optim.Adagrad semantics: the lr decays with the step count, and the
+// sum of squared grads only grows.
+template <typename T>
+struct AdagradCoeffs {
+  GradPrep<T> prep;
+  T clr;  // lr / (1 + (step - 1) * lr_decay)
+  T eps;
+};
+
+template <typename T>
+OPT_HD AdagradCoeffs<T> make_adagrad_coeffs(const GradPrep<T>& prep, double lr, double lr_decay,
+                                            double eps, double step) {
+  return {prep, T(lr / (1.0 + (step - 1.0) * lr_decay)), T(eps)};
+}
+
+template <typename T>
+OPT_HD void adagrad_update(T& p, T g, T& sum, const AdagradCoeffs<T>& c) {
+  g = prepare_grad(g, p, c.prep);
+  sum = sum + g * g;
+  p = p - c.clr * (g / (opt_sqrt(sum) + c.eps));
+}
+
+// ---------------------------------------------------------------- RAdam
+// torch.optim.RAdam semantics. Adam's moments; while the variance of the
+// adaptive lr is intractable (rho_t <= 5, the first steps) the step is the
+// bias-corrected momentum alone. One step size per tensor, from its step count:
+//   rectified:  p -= lr * r * sqrt(bc2) / bc1 * m / (sqrt(v) + eps)
+//   otherwise:  p -= lr / bc1 * m
+struct RAdamStepScalars {
+  double step_size;
+  bool rectified;
+};
+
+OPT_HD RAdamStepScalars radam_step_scalars(double lr, double beta1, double beta2, double step) {
+  const double bc1 = 1.0 - pow(beta1, step);
+  const double beta2_t = pow(beta2, step);
+  const double bc2 = 1.0 - beta2_t;
+  const double rho_inf = 2.0 / (1.0 - beta2) - 1.0;
+  const double rho_t = rho_inf - 2.0 * step * beta2_t / bc2;
+  if (!(rho_t > 5.0)) return {lr / bc1, false};
+  const double r =
+      sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t));
+  return {lr * r * sqrt(bc2) / bc1, true};
+}
+
+template <typename T>
+struct RAdamCoeffs {
+  GradPrep<T> prep;
+  T beta2;
+  LerpCoeffs<T> exp_avg_lerp;  // weight 1 - beta1
+  T one_minus_beta2;
+  T eps;
+  T step_size;
+  T decay;  // decoupled weight decay factor
+};
+
+// decoupled_weight_decay: the coefficient of decay applied to p (0 with L2 decay, which is in prep).
+template <typename T>
+OPT_HD RAdamCoeffs<T> make_radam_coeffs(const GradPrep<T>& prep, double lr, double beta1, double beta2,
+                                        double eps, const RAdamStepScalars& st,
+                                        double decoupled_weight_decay) {
+  return {prep,   T(beta2),         make_lerp<T>(1.0 - beta1),           T(1.0 - beta2),
+          T(eps), T(st.step_size), T(1.0 - lr * decoupled_weight_decay)};
+}
+
+// kRectified: the tensor's RAdamStepScalars::rectified, a compile-time flag of the loop.
+template <bool kRectified, LerpFrom kFrom = LerpFrom::kRuntime, typename T>
+OPT_HD void radam_update(T& p, T g, T& m, T& v, const RAdamCoeffs<T>& c) {
+  g = prepare_grad(g, p, c.prep);
+  p = p * c.decay;
+  m = lerp<kFrom>(m, g, c.exp_avg_lerp);
+  v = c.beta2 * v + c.one_minus_beta2 * g * g;
+  if constexpr (kRectified)
+    p = p - c.step_size * m / (opt_sqrt(v) + c.eps);
+  else
+    p = p - c.step_size * m;
+}
+
+// ---------------------------------------------------------------- AdaBelief
+// The authors' adabelief-pytorch 0.2 with rectify=False: Adam whose second
+// moment is the variance of g around its moving average m (the updated one),
+// with eps added into the state at every step. Adam's coefficients
+// (make_adam_coeffs: decoupled or L2 decay, amsgrad, bias correction).
+template <LerpFrom kFrom = LerpFrom::kRuntime, typename T>
+OPT_HD void adabelief_update(T& p, T g, T& m, T& s, T& s_max, const AdamCoeffs<T>& c) {
+  g = prepare_grad(g, p, c.prep);
+  p = p * c.decay;
+  m = lerp<kFrom>(m, g, c.exp_avg_lerp);
+  const T residual = g - m;
+  s = c.beta2 * s + c.one_minus_beta2 * residual * residual + c.eps;
+  T s_used = s;
+  if (c.amsgrad) {
+    s_max = opt_max(s_max, s);
+    s_used = s_max;
+  }
+  p = p - c.step_size * m / adam_denominator(s_used, c);
+}
+
 }  // namespace fused_optim

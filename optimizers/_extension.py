@@ -14,7 +14,7 @@ except ImportError as error:  # not built, or built against another torch
     _C = None
     LOAD_ERROR = error
 
-OPERATORS = ("momentum_", "rmsprop_", "adam_", "diffgrad_")
+OPERATORS = ("momentum_", "rmsprop_", "adam_", "diffgrad_", "adagrad_", "radam_", "adabelief_")
 _SCALARS = ("lr_tensor", "grad_scale", "found_inf")
 
 _warned: set[str] = set()  # device types whose fallback to the reference path was reported

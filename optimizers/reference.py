@@ -253,3 +253,142 @@ def diffgrad_(
         previous_grads[i].copy_(g)
     _round_into_models(params, model_params)
     _leave_unscaled(grads, grad_scale, inv_scale)
+
+
+def adagrad_(
+    params,
+    grads,
+    state_sums,
+    state_steps,
+    *,
+    lr,
+    lr_decay,
+    weight_decay,
+    eps,
+    maximize,
+    lr_tensor=None,
+    grad_scale=None,
+    found_inf=None,
+    model_params=None,
+):
+    lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
+    if skip:
+        return
+    _advance(state_steps)
+    for i, (p, g) in enumerate(zip(params, grads)):
+        p32 = _opmath(p)
+        g = _prepared_grad(g, p, inv_scale, maximize, weight_decay)
+        clr = lr / (1.0 + (float(state_steps[i].item()) - 1.0) * lr_decay)
+        total = _opmath(state_sums[i]).addcmul_(g, g)
+        _store(state_sums[i], total)
+        _store(p, p32.addcdiv_(g, total.sqrt().add_(eps), value=-clr))
+    _round_into_models(params, model_params)
+    _leave_unscaled(grads, grad_scale, inv_scale)
+
+
+def radam_step_scalars(lr: float, beta1: float, beta2: float, step: float) -> tuple[float, bool]:
+    """(step_size, rectified) from the step count, as rules.h computes them: the step is
+    step_size * m / (sqrt(v) + eps) when rectified, else step_size * m."""
+    bc1 = 1.0 - beta1**step
+    beta2_t = beta2**step
+    bc2 = 1.0 - beta2_t
+    rho_inf = 2.0 / (1.0 - beta2) - 1.0
+    rho_t = rho_inf - 2.0 * step * beta2_t / bc2
+    if not rho_t > 5.0:
+        return lr / bc1, False
+    r = math.sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+    return lr * r * math.sqrt(bc2) / bc1, True
+
+
+def _decay(p32: Tensor, lr: float, weight_decay: float, decoupled: bool) -> float:
+    """Decoupled weight decay applied to p (AdamW's), or the L2 coefficient to add to the grad."""
+    if not decoupled:
+        return weight_decay
+    p32.mul_(1.0 - lr * weight_decay)
+    return 0.0
+
+
+def radam_(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    state_steps,
+    *,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    decoupled_weight_decay,
+    maximize,
+    lr_tensor=None,
+    grad_scale=None,
+    found_inf=None,
+    model_params=None,
+):
+    lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
+    if skip:
+        return
+    _advance(state_steps)
+    for i, (p, g) in enumerate(zip(params, grads)):
+        p32 = _opmath(p)
+        g = _prepared_grad(g, p, inv_scale, maximize, 0.0 if decoupled_weight_decay else weight_decay)
+        _decay(p32, lr, weight_decay, decoupled_weight_decay)
+        m, v = _opmath(exp_avgs[i]), _opmath(exp_avg_sqs[i])
+        _adam_moments(g, m, v, beta1, beta2)
+        _store(exp_avgs[i], m)
+        _store(exp_avg_sqs[i], v)
+        step_size, rectified = radam_step_scalars(lr, beta1, beta2, float(state_steps[i].item()))
+        if rectified:
+            p32.addcdiv_(m, v.sqrt().add_(eps), value=-step_size)
+        else:
+            p32.add_(m, alpha=-step_size)
+        _store(p, p32)
+    _round_into_models(params, model_params)
+    _leave_unscaled(grads, grad_scale, inv_scale)
+
+
+def adabelief_(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_vars,
+    max_exp_avg_vars,
+    state_steps,
+    *,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    decoupled_weight_decay,
+    amsgrad,
+    maximize,
+    lr_tensor=None,
+    grad_scale=None,
+    found_inf=None,
+    model_params=None,
+):
+    lr, inv_scale, skip = _scalars(lr, lr_tensor, grad_scale, found_inf)
+    if skip:
+        return
+    _advance(state_steps)
+    for i, (p, g) in enumerate(zip(params, grads)):
+        p32 = _opmath(p)
+        g = _prepared_grad(g, p, inv_scale, maximize, 0.0 if decoupled_weight_decay else weight_decay)
+        _decay(p32, lr, weight_decay, decoupled_weight_decay)
+        m, s = _opmath(exp_avgs[i]), _opmath(exp_avg_vars[i])
+        m.lerp_(g, 1.0 - beta1)
+        residual = g - m
+        s.mul_(beta2).addcmul_(residual, residual, value=1.0 - beta2).add_(eps)
+        _store(exp_avgs[i], m)
+        _store(exp_avg_vars[i], s)
+        if amsgrad:
+            s_max = torch.maximum(_opmath(max_exp_avg_vars[i]), s)
+            _store(max_exp_avg_vars[i], s_max)
+            s = s_max
+        step_size, inv_bc2_sqrt = adam_step_scalars(lr, beta1, beta2, float(state_steps[i].item()), True)
+        _store(p, p32.addcdiv_(m, s.sqrt().mul_(inv_bc2_sqrt).add_(eps), value=-step_size))
+    _round_into_models(params, model_params)
+    _leave_unscaled(grads, grad_scale, inv_scale)

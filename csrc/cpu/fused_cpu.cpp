@@ -1,6 +1,7 @@
-// CPU kernels of the fused optimizers: per-optimizer element loops over the
-// generic multi-tensor apply, registered under the CPU dispatch key. The math
-// is in rules.h; here are only loads, stores and per-tensor scalars.
+// CPU kernels of the fused optimizers, registered under the CPU dispatch key:
+// each checks its call (checks.h), makes its rule's per-tensor coefficients,
+// and runs the rule's element op over the generic multi-tensor apply
+// (multi_tensor_cpu.h). The math is in rules.h.
 #include <ATen/OpMathType.h>
 #include <torch/library.h>
 
@@ -14,7 +15,6 @@
 #include "../op_lists.h"
 #include "../rules.h"
 #include "../state_steps.h"
-#include "../versions.h"
 #include "multi_tensor_cpu.h"
 
 // glibc's libmvec has SIMD versions of exp; declaring them lets the compiler
@@ -42,8 +42,6 @@ void with_lerp_direction(double weight, const F& f) {
   });
 }
 
-std::vector<Tensor> vec(TensorList l) { return l.vec(); }
-
 // The scalars every rule shares: lr (a float or a tensor), AMP's loss scale.
 struct Scalars {
   double lr;
@@ -67,6 +65,33 @@ GradPrep<T> grad_prep(const Scalars& s, double weight_decay, bool maximize) {
   return make_grad_prep<T>(s.inv_grad_scale, weight_decay, maximize);
 }
 
+// A call about to run: its scalars, its lists for multi_tensor_apply, and the
+// new step counts (empty for an operator without them).
+template <size_t N>
+struct Step {
+  Scalars scalars;
+  TensorLists<N> lists;
+  std::vector<double> steps;
+};
+
+// What every kernel does before its loop: checks the call, reads its scalars,
+// and (unless found_inf skips the step: nullopt) bumps the versions of what it
+// writes and advances the step counts.
+template <size_t N>
+std::optional<Step<N>> begin_step(const OpCall& call, double lr) {
+  call.check();
+  const Scalars s = read_scalars(lr, call.lr_tensor, call.grad_scale, call.found_inf);
+  if (s.skip) return std::nullopt;
+  call.bump_versions();
+  std::vector<double> steps;
+  if (call.state_steps.has_value()) {
+    advance_steps(*call.state_steps, call.found_inf);
+    steps.reserve(call.state_steps->size());
+    for (const Tensor& step : *call.state_steps) steps.push_back(step_value(step));
+  }
+  return Step<N>{s, {call.lists<N>(), OpCall::written<N>(), s.unscale_grads}, std::move(steps)};
+}
+
 // ---------------------------------------------------------------- Momentum
 void momentum_cpu(TensorList params, TensorList grads, TensorList momentum_buffers, double lr,
                   double momentum, double dampening, bool nesterov, double weight_decay,
@@ -74,22 +99,21 @@ void momentum_cpu(TensorList params, TensorList grads, TensorList momentum_buffe
                   const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf,
                   const OptionalTensorList& model_params) {
   using namespace momentum_list;
-  check_momentum_args(params, grads, momentum_buffers, momentum, lr_tensor, grad_scale, found_inf,
-                      model_params);
-  const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
-  if (s.skip) return;
-  bump_versions(
-      {params, momentum_buffers, unscaled(grads, grad_scale), written_models(model_params)});
-  TensorLists<kCount> args{{vec(params), vec(grads), vec(momentum_buffers), model_list(model_params)},
-                           {true, false, true, true},
-                           s.unscale_grads};
+  auto step = begin_step<kCount>(
+      {"optimizers::momentum_", params, grads,
+       {{"momentum_buffers", momentum_buffers, momentum != 0.0,
+         momentum_requires_buffers(momentum)}},
+       std::nullopt, lr_tensor, grad_scale, found_inf, model_params},
+      lr);
+  if (!step) return;
+  const Scalars& s = step->scalars;
   with_flag(momentum != 0.0, [&](auto has_momentum) {
     with_flag(nesterov, [&](auto is_nesterov) {
       with_flag(first_step, [&](auto first) {
         // The first step sets the buffer without reading it.
         constexpr unsigned kRead = lists(kParam, kGrad) | (has_momentum && !first ? lists(kBuffer) : 0u);
         constexpr unsigned kWrite = lists(kParam) | (has_momentum ? lists(kBuffer) : 0u);
-        multi_tensor_apply(args, [&](int64_t, auto chunk) {
+        multi_tensor_apply(step->lists, [&](int64_t, auto chunk) {
           using T = typename decltype(chunk)::opmath;
           const MomentumCoeffs<T> c = make_momentum_coeffs(grad_prep<T>(s, weight_decay, maximize),
                                                            s.lr, momentum, dampening);
@@ -103,29 +127,26 @@ void momentum_cpu(TensorList params, TensorList grads, TensorList momentum_buffe
 }
 
 // ---------------------------------------------------------------- RMSProp
-void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs,
-                 TensorList grad_avgs, TensorList momentum_buffers, TensorList state_steps,
-                 double lr, double alpha,
+void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs, TensorList grad_avgs,
+                 TensorList momentum_buffers, TensorList state_steps, double lr, double alpha,
                  double eps, double weight_decay, double momentum, bool centered, bool maximize,
                  const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
                  const optional<Tensor>& found_inf, const OptionalTensorList& model_params) {
   using namespace rmsprop_list;
-  check_rmsprop_args(params, grads, square_avgs, grad_avgs, momentum_buffers, state_steps, centered,
-                     momentum, lr_tensor, grad_scale, found_inf, model_params);
-  const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
-  if (s.skip) return;
-  bump_versions({params, square_avgs, grad_avgs, momentum_buffers, state_steps,
-                 unscaled(grads, grad_scale), written_models(model_params)});
-  advance_steps(state_steps, found_inf);
-  TensorLists<kCount> args{{vec(params), vec(grads), vec(square_avgs), vec(grad_avgs),
-                            vec(momentum_buffers), model_list(model_params)},
-                           {true, false, true, true, true, true},
-                           s.unscale_grads};
+  auto step = begin_step<kCount>(
+      {"optimizers::rmsprop_", params, grads,
+       {{"square_avgs", square_avgs},
+        {"grad_avgs", grad_avgs, centered},
+        {"momentum_buffers", momentum_buffers, momentum > 0.0}},
+       state_steps, lr_tensor, grad_scale, found_inf, model_params},
+      lr);
+  if (!step) return;
+  const Scalars& s = step->scalars;
   with_flag(centered, [&](auto is_centered) {
     with_flag(momentum > 0.0, [&](auto has_momentum) {
       constexpr unsigned kState = lists(kSquareAvg) | (is_centered ? lists(kGradAvg) : 0u) |
                                   (has_momentum ? lists(kBuffer) : 0u);
-      multi_tensor_apply(args, [&](int64_t, auto chunk) {
+      multi_tensor_apply(step->lists, [&](int64_t, auto chunk) {
         using T = typename decltype(chunk)::opmath;
         with_lerp_direction<T>(1.0 - alpha, [&](auto from) {
           const RMSPropCoeffs<T> c =
@@ -142,15 +163,6 @@ void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs,
 }
 
 // ---------------------------------------------------------------- Adam / AdamW
-// Advances the step counts and returns their new values.
-std::vector<double> advance(TensorList state_steps, const optional<Tensor>& found_inf) {
-  advance_steps(state_steps, found_inf);
-  std::vector<double> out;
-  out.reserve(state_steps.size());
-  for (const Tensor& step : state_steps) out.push_back(step_value(step));
-  return out;
-}
-
 void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorList exp_avg_sqs,
               TensorList max_exp_avg_sqs, TensorList state_steps, double lr, double beta1,
               double beta2, double eps, double weight_decay, bool decoupled_weight_decay,
@@ -158,26 +170,22 @@ void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorLi
               const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
               const optional<Tensor>& found_inf, const OptionalTensorList& model_params) {
   using namespace adam_list;
-  check_adam_args(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, amsgrad,
-                  lr_tensor, grad_scale, found_inf, model_params);
-  const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
-  if (s.skip) return;
-  bump_versions({params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps,
-                 unscaled(grads, grad_scale), written_models(model_params)});
-  const auto steps = advance(state_steps, found_inf);
+  auto step = begin_step<kCount>(
+      {"optimizers::adam_", params, grads,
+       {{"exp_avgs", exp_avgs}, {"exp_avg_sqs", exp_avg_sqs}, {"max_exp_avg_sqs", max_exp_avg_sqs, amsgrad}},
+       state_steps, lr_tensor, grad_scale, found_inf, model_params},
+      lr);
+  if (!step) return;
+  const Scalars& s = step->scalars;
   const double l2 = decoupled_weight_decay ? 0.0 : weight_decay;
   const double decoupled = decoupled_weight_decay ? weight_decay : 0.0;
-  TensorLists<kCount> args{{vec(params), vec(grads), vec(exp_avgs), vec(exp_avg_sqs),
-                            vec(max_exp_avg_sqs), model_list(model_params)},
-                           {true, false, true, true, true, true},
-                           s.unscale_grads};
   with_flag(amsgrad, [&](auto use_max) {
     constexpr unsigned kState = lists(kExpAvg, kExpAvgSq) | (use_max ? lists(kMaxExpAvgSq) : 0u);
-    multi_tensor_apply(args, [&](int64_t i, auto chunk) {
+    multi_tensor_apply(step->lists, [&](int64_t i, auto chunk) {
       using T = typename decltype(chunk)::opmath;
       with_lerp_direction<T>(1.0 - beta1, [&](auto from) {
         const AdamCoeffs<T> c =
-            make_adam_coeffs(grad_prep<T>(s, l2, maximize), s.lr, beta1, beta2, eps, steps[i],
+            make_adam_coeffs(grad_prep<T>(s, l2, maximize), s.lr, beta1, beta2, eps, step->steps[i],
                              bias_correction, decoupled, use_max);
         chunk.template update<lists(kParam, kGrad) | kState, lists(kParam) | kState>(
             [&](T(&x)[kCount]) {
@@ -189,35 +197,118 @@ void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorLi
 }
 
 // ---------------------------------------------------------------- diffGrad
-void diffgrad_cpu(TensorList params, TensorList grads, TensorList exp_avgs,
-                  TensorList exp_avg_sqs, TensorList previous_grads, TensorList state_steps,
-                  double lr, double beta1, double beta2, double eps, double weight_decay,
-                  bool maximize, const optional<Tensor>& lr_tensor,
-                  const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf,
-                  const OptionalTensorList& model_params) {
+void diffgrad_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorList exp_avg_sqs,
+                  TensorList previous_grads, TensorList state_steps, double lr, double beta1,
+                  double beta2, double eps, double weight_decay, bool maximize,
+                  const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
+                  const optional<Tensor>& found_inf, const OptionalTensorList& model_params) {
   using namespace diffgrad_list;
-  check_diffgrad_args(params, grads, exp_avgs, exp_avg_sqs, previous_grads, state_steps, lr_tensor,
-                      grad_scale, found_inf, model_params);
-  const Scalars s = read_scalars(lr, lr_tensor, grad_scale, found_inf);
-  if (s.skip) return;
-  bump_versions({params, exp_avgs, exp_avg_sqs, previous_grads, state_steps,
-                 unscaled(grads, grad_scale), written_models(model_params)});
-  const auto steps = advance(state_steps, found_inf);
-  TensorLists<kCount> args{{vec(params), vec(grads), vec(exp_avgs), vec(exp_avg_sqs),
-                            vec(previous_grads), model_list(model_params)},
-                           {true, false, true, true, true, true},
-                           s.unscale_grads};
+  auto step = begin_step<kCount>(
+      {"optimizers::diffgrad_", params, grads,
+       {{"exp_avgs", exp_avgs}, {"exp_avg_sqs", exp_avg_sqs}, {"previous_grads", previous_grads}},
+       state_steps, lr_tensor, grad_scale, found_inf, model_params},
+      lr);
+  if (!step) return;
+  const Scalars& s = step->scalars;
   constexpr unsigned kState = lists(kExpAvg, kExpAvgSq, kPreviousGrad);
-  multi_tensor_apply(args, [&](int64_t i, auto chunk) {
+  multi_tensor_apply(step->lists, [&](int64_t i, auto chunk) {
     using T = typename decltype(chunk)::opmath;
     with_lerp_direction<T>(1.0 - beta1, [&](auto from) {
       const AdamCoeffs<T> c = make_adam_coeffs(grad_prep<T>(s, weight_decay, maximize), s.lr, beta1,
-                                               beta2, eps, steps[i], /*bias_correction=*/true,
+                                               beta2, eps, step->steps[i], /*bias_correction=*/true,
                                                /*decoupled_weight_decay=*/0.0, /*amsgrad=*/false);
       chunk.template update<lists(kParam, kGrad) | kState, lists(kParam) | kState>(
           [&](T(&x)[kCount]) {
             diffgrad_update<from>(x[kParam], x[kGrad], x[kExpAvg], x[kExpAvgSq], x[kPreviousGrad], c);
           });
+    });
+  });
+}
+
+// ---------------------------------------------------------------- AdaGrad
+void adagrad_cpu(TensorList params, TensorList grads, TensorList state_sums, TensorList state_steps,
+                 double lr, double lr_decay, double weight_decay, double eps, bool maximize,
+                 const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
+                 const optional<Tensor>& found_inf, const OptionalTensorList& model_params) {
+  using namespace adagrad_list;
+  auto step = begin_step<kCount>({"optimizers::adagrad_", params, grads, {{"state_sums", state_sums}},
+                                  state_steps, lr_tensor, grad_scale, found_inf, model_params},
+                                 lr);
+  if (!step) return;
+  const Scalars& s = step->scalars;
+  multi_tensor_apply(step->lists, [&](int64_t i, auto chunk) {
+    using T = typename decltype(chunk)::opmath;
+    const AdagradCoeffs<T> c = make_adagrad_coeffs(grad_prep<T>(s, weight_decay, maximize), s.lr,
+                                                   lr_decay, eps, step->steps[i]);
+    chunk.template update<lists(kParam, kGrad, kSum), lists(kParam, kSum)>(
+        [&](T(&x)[kCount]) { adagrad_update(x[kParam], x[kGrad], x[kSum], c); });
+  });
+}
+
+// ---------------------------------------------------------------- RAdam
+void radam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorList exp_avg_sqs,
+               TensorList state_steps, double lr, double beta1, double beta2, double eps,
+               double weight_decay, bool decoupled_weight_decay, bool maximize,
+               const optional<Tensor>& lr_tensor, const optional<Tensor>& grad_scale,
+               const optional<Tensor>& found_inf, const OptionalTensorList& model_params) {
+  using namespace radam_list;
+  auto step = begin_step<kCount>(
+      {"optimizers::radam_", params, grads, {{"exp_avgs", exp_avgs}, {"exp_avg_sqs", exp_avg_sqs}},
+       state_steps, lr_tensor, grad_scale, found_inf, model_params},
+      lr);
+  if (!step) return;
+  const Scalars& s = step->scalars;
+  const double l2 = decoupled_weight_decay ? 0.0 : weight_decay;
+  const double decoupled = decoupled_weight_decay ? weight_decay : 0.0;
+  constexpr unsigned kUsed = lists(kParam, kGrad, kExpAvg, kExpAvgSq);
+  multi_tensor_apply(step->lists, [&](int64_t i, auto chunk) {
+    using T = typename decltype(chunk)::opmath;
+    const RAdamStepScalars st = radam_step_scalars(s.lr, beta1, beta2, step->steps[i]);
+    with_flag(st.rectified, [&](auto rectified) {
+      with_lerp_direction<T>(1.0 - beta1, [&](auto from) {
+        const RAdamCoeffs<T> c =
+            make_radam_coeffs(grad_prep<T>(s, l2, maximize), s.lr, beta1, beta2, eps, st, decoupled);
+        chunk.template update<kUsed, kUsed & ~lists(kGrad)>([&](T(&x)[kCount]) {
+          radam_update<rectified, from>(x[kParam], x[kGrad], x[kExpAvg], x[kExpAvgSq], c);
+        });
+      });
+    });
+  });
+}
+
+// ---------------------------------------------------------------- AdaBelief
+void adabelief_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorList exp_avg_vars,
+                   TensorList max_exp_avg_vars, TensorList state_steps, double lr, double beta1,
+                   double beta2, double eps, double weight_decay, bool decoupled_weight_decay,
+                   bool amsgrad, bool maximize, const optional<Tensor>& lr_tensor,
+                   const optional<Tensor>& grad_scale, const optional<Tensor>& found_inf,
+                   const OptionalTensorList& model_params) {
+  using namespace adabelief_list;
+  auto step = begin_step<kCount>(
+      {"optimizers::adabelief_", params, grads,
+       {{"exp_avgs", exp_avgs},
+        {"exp_avg_vars", exp_avg_vars},
+        {"max_exp_avg_vars", max_exp_avg_vars, amsgrad}},
+       state_steps, lr_tensor, grad_scale, found_inf, model_params},
+      lr);
+  if (!step) return;
+  const Scalars& s = step->scalars;
+  const double l2 = decoupled_weight_decay ? 0.0 : weight_decay;
+  const double decoupled = decoupled_weight_decay ? weight_decay : 0.0;
+  with_flag(amsgrad, [&](auto use_max) {
+    constexpr unsigned kState = lists(kExpAvg, kExpAvgVar) | (use_max ? lists(kMaxExpAvgVar) : 0u);
+    multi_tensor_apply(step->lists, [&](int64_t i, auto chunk) {
+      using T = typename decltype(chunk)::opmath;
+      with_lerp_direction<T>(1.0 - beta1, [&](auto from) {
+        const AdamCoeffs<T> c = make_adam_coeffs(grad_prep<T>(s, l2, maximize), s.lr, beta1, beta2,
+                                                 eps, step->steps[i], /*bias_correction=*/true,
+                                                 decoupled, use_max);
+        chunk.template update<lists(kParam, kGrad) | kState, lists(kParam) | kState>(
+            [&](T(&x)[kCount]) {
+              adabelief_update<from>(x[kParam], x[kGrad], x[kExpAvg], x[kExpAvgVar],
+                                     x[kMaxExpAvgVar], c);
+            });
+      });
     });
   });
 }
@@ -229,6 +320,9 @@ TORCH_LIBRARY_IMPL(optimizers, CPU, m) {
   m.impl("rmsprop_", &rmsprop_cpu);
   m.impl("adam_", &adam_cpu);
   m.impl("diffgrad_", &diffgrad_cpu);
+  m.impl("adagrad_", &adagrad_cpu);
+  m.impl("radam_", &radam_cpu);
+  m.impl("adabelief_", &adabelief_cpu);
 }
 
 }  // namespace fused_optim::cpu

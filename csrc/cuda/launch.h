@@ -93,6 +93,29 @@ struct DiffGradArgs {
   double eps;
 };
 
+struct AdagradArgs {
+  CommonArgs common;
+  double lr_decay;
+  double eps;
+};
+
+struct RAdamArgs {
+  CommonArgs common;
+  double beta1;
+  double beta2;
+  double eps;
+  bool decoupled_weight_decay;
+};
+
+struct AdaBeliefArgs {
+  CommonArgs common;
+  double beta1;
+  double beta2;
+  double eps;
+  bool decoupled_weight_decay;
+  bool amsgrad;
+};
+
 // Each enqueues the update of every tensor (all of the same types, on the
 // current device) on `stream` and returns the launch's error code.
 cudaError_t launch_momentum(ElementTypes types, Span<TensorPtrs<momentum_list::kCount>> tensors,
@@ -103,5 +126,11 @@ cudaError_t launch_adam(ElementTypes types, Span<TensorPtrs<adam_list::kCount>> 
                         const AdamArgs& args, cudaStream_t stream);
 cudaError_t launch_diffgrad(ElementTypes types, Span<TensorPtrs<diffgrad_list::kCount>> tensors,
                             const DiffGradArgs& args, cudaStream_t stream);
+cudaError_t launch_adagrad(ElementTypes types, Span<TensorPtrs<adagrad_list::kCount>> tensors,
+                           const AdagradArgs& args, cudaStream_t stream);
+cudaError_t launch_radam(ElementTypes types, Span<TensorPtrs<radam_list::kCount>> tensors,
+                         const RAdamArgs& args, cudaStream_t stream);
+cudaError_t launch_adabelief(ElementTypes types, Span<TensorPtrs<adabelief_list::kCount>> tensors,
+                             const AdaBeliefArgs& args, cudaStream_t stream);
 
 }  // namespace fused_optim::cuda
