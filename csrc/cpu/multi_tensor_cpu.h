@@ -124,7 +124,7 @@ template <unsigned kRead, unsigned kWrite, typename T, typename E, size_t N, typ
 FUSED_OPTIM_INLINE void element_loop_of(int64_t n, const Op& op, std::index_sequence<K...>,
                                         ListPtr<E, K> __restrict... list) {
   FUSED_OPTIM_LISTS_DO_NOT_OVERLAP
-  for (int64_t j = 0; j < n; ++j) {
+  for (int64_t j = 0; j < n; ++j) {  // the element loop (tests/test_vectorized.py)
     T x[N] = {load_if<((kRead >> K) & 1u) != 0, T>(list, j)...};
     op(x);
     (store_if<((kWrite >> K) & 1u) != 0>(list, j, x[K]), ...);

@@ -401,12 +401,82 @@ bool check_diffgrad() {
   return ok;
 }
 
+template <typename S, typename G>
+bool check_adagrad() {
+  using T = opmath_t<S>;
+  constexpr int N = adagrad_list::kCount;
+  const std::vector<float> steps = test_steps();
+  const double lr_decay = 0.1, wd = 0.05, eps = 1e-10;
+  AdagradArgs args{common(0.0, wd, true), lr_decay, eps};
+  args.common.lr.ptr = &kLrOnDevice;
+  return check<S, G, N>(
+      "adagrad", 0b0111u, steps, default_value,
+      [&](ElementTypes t, auto span) { return launch_adagrad(t, span, args, nullptr); },
+      [&](size_t i, T(&x)[N]) {
+        const AdagradCoeffs<T> c =
+            make_adagrad_coeffs(make_grad_prep<T>(1.0, wd, true), kLrOnDevice, lr_decay, eps, steps[i]);
+        adagrad_update(x[0], x[1], x[2], c);
+      });
+}
+
+// Steps 1 to 7 with beta2 0.999: the first five are not rectified, the last two are.
+template <typename S, typename G>
+bool check_radam() {
+  using T = opmath_t<S>;
+  constexpr int N = radam_list::kCount;
+  const std::vector<float> steps = test_steps();
+  const double lr = 0.01, wd = 0.05, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  bool ok = true;
+  for (const bool decoupled : {false, true}) {
+    RAdamArgs args{common(lr, wd, false), b1, b2, eps, decoupled};
+    ok &= check<S, G, N>(
+        decoupled ? "radam decoupled" : "radam", 0b01111u, steps, default_value,
+        [&](ElementTypes t, auto span) { return launch_radam(t, span, args, nullptr); },
+        [&](size_t i, T(&x)[N]) {
+          const RAdamStepScalars st = radam_step_scalars(lr, b1, b2, steps[i]);
+          const RAdamCoeffs<T> c = make_radam_coeffs(make_grad_prep<T>(1.0, decoupled ? 0.0 : wd, false),
+                                                     lr, b1, b2, eps, st, decoupled ? wd : 0.0);
+          if (st.rectified)
+            radam_update<true>(x[0], x[1], x[2], x[3], c);
+          else
+            radam_update<false>(x[0], x[1], x[2], x[3], c);
+        });
+  }
+  return ok;
+}
+
+template <typename S, typename G>
+bool check_adabelief() {
+  using T = opmath_t<S>;
+  constexpr int N = adabelief_list::kCount;
+  const std::vector<float> steps = test_steps();
+  const double lr = 0.01, wd = 0.05, b1 = 0.9, b2 = 0.999, eps = 1e-12;
+  bool ok = true;
+  for (const bool amsgrad : {false, true}) {
+    AdaBeliefArgs args{common(lr, wd, amsgrad), b1, b2, eps, /*decoupled=*/amsgrad, amsgrad};
+    ok &= check<S, G, N>(
+        amsgrad ? "adabelief amsgrad decoupled maximize" : "adabelief", amsgrad ? 0b11111u : 0b01111u,
+        steps, default_value,
+        [&](ElementTypes t, auto span) { return launch_adabelief(t, span, args, nullptr); },
+        [&](size_t i, T(&x)[N]) {
+          const AdamCoeffs<T> c = make_adam_coeffs(make_grad_prep<T>(1.0, amsgrad ? 0.0 : wd, amsgrad),
+                                                   lr, b1, b2, eps, steps[i], true,
+                                                   amsgrad ? wd : 0.0, amsgrad);
+          adabelief_update(x[0], x[1], x[2], x[3], x[4], c);
+        });
+  }
+  return ok;
+}
+
 template <typename S, typename G = S>
 bool check_all() {
   bool ok = check_momentum<S, G>();
   ok &= check_rmsprop<S, G>();
   ok &= check_adam<S, G>();
   ok &= check_diffgrad<S, G>();
+  ok &= check_adagrad<S, G>();
+  ok &= check_radam<S, G>();
+  ok &= check_adabelief<S, G>();
   return ok;
 }
 
