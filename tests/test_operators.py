@@ -1,5 +1,7 @@
-"""The operators torch.ops.optimizers.* called directly: input errors that show the bad values, and
-torch.library.opcheck (schema, fake tensors, autograd registration, AOT dispatch)."""
+"""The operators torch.ops.optimizers.* called directly: input errors that show the bad values,
+torch.library.opcheck (schema, fake tensors, autograd registration, AOT dispatch).
+The operators come from the dispatcher (optimizers._extension.OPERATORS), their list and keyword
+names from their schemas; only the values of a valid call are written by hand, in tests/optim_db.py."""
 
 import math
 import re
@@ -8,6 +10,8 @@ import pytest
 import torch
 
 import optimizers
+from optimizers._extension import OPERATORS
+from tests.optim_db import operator_call
 
 pytestmark = pytest.mark.skipif(not optimizers.extension_available(), reason="optimizers._C is not built")
 
@@ -16,63 +20,37 @@ SHAPES = [(5,), (2, 3)]
 # elements, tails shorter than a vector of 8, and more than one chunk of 2^14 elements.
 LONG_SHAPES = [(5,), (3, 1500), (16391,)]
 
-# The list arguments of each operator, in schema order, and valid keyword arguments.
-OPERATORS = {
-    "momentum_": (
-        ["params", "grads", "momentum_buffers"],
-        dict(
-            lr=0.1,
-            momentum=0.9,
-            dampening=0.0,
-            nesterov=False,
-            weight_decay=0.0,
-            maximize=False,
-            first_step=False,
-        ),
-    ),
-    "rmsprop_": (
-        ["params", "grads", "square_avgs", "grad_avgs", "momentum_buffers", "state_steps"],
-        dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.9, centered=True, maximize=False),
-    ),
-    "adam_": (
-        ["params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs", "state_steps"],
-        dict(
-            lr=1e-3,
-            beta1=0.9,
-            beta2=0.999,
-            eps=1e-8,
-            weight_decay=0.0,
-            decoupled_weight_decay=False,
-            amsgrad=True,
-            bias_correction=True,
-            maximize=False,
-        ),
-    ),
-    "diffgrad_": (
-        ["params", "grads", "exp_avgs", "exp_avg_sqs", "previous_grads", "state_steps"],
-        dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, maximize=False),
-    ),
-}
+
+def schema(name: str) -> torch.FunctionSchema:
+    return getattr(torch.ops.optimizers, name).default._schema
+
+
+def list_names(name: str) -> list[str]:
+    """The operator's tensor lists, in schema order: its positional arguments."""
+    return [arg.name for arg in schema(name).arguments if not arg.kwarg_only]
+
+
+def required_keywords(name: str) -> set[str]:
+    """The keyword-only arguments without a default (the optional ones: lr_tensor, AMP, master weights)."""
+    return {arg.name for arg in schema(name).arguments if arg.kwarg_only and not arg.has_default_value()}
 
 
 def valid_call(name: str, device: str = "cpu", shapes=SHAPES) -> tuple[dict, dict]:
     """Named list arguments and keyword arguments of a small valid call, with state a real run could
     hold (squares positive, centered RMSProp's variance positive), so no result is NaN."""
     gen = torch.Generator().manual_seed(0)
-    list_names, kwargs = OPERATORS[name]
+    values = operator_call(name)
     lists = {}
-    for arg in list_names:
+    for arg in list_names(name):
         if arg == "state_steps":
             lists[arg] = [torch.tensor(3.0) for _ in shapes]
         else:
             tensors = [torch.randn(s, generator=gen) for s in shapes]
-            if arg in ("square_avgs", "exp_avg_sqs", "max_exp_avg_sqs"):
-                tensors = [t.abs() + 0.5 for t in tensors]
-            elif arg == "grad_avgs":  # grad_avg**2 < square_avg: centered RMSProp stays real
-                tensors = [t.clamp(-2, 2) * 0.3 for t in tensors]
+            if arg in values.values:
+                tensors = [values.values[arg](t) for t in tensors]
             lists[arg] = tensors
     lists = {arg: [t.to(device) for t in tensors] for arg, tensors in lists.items()}
-    return lists, dict(kwargs)
+    return lists, dict(values.kwargs)
 
 
 def call(name, lists, kwargs):
@@ -211,7 +189,7 @@ def test_bad_inputs_raise_with_the_values(name, mutate, message):
         assert all(torch.equal(a, b) for a, b in zip(lists[arg], tensors, strict=True)), arg
 
 
-@pytest.mark.parametrize("name", list(OPERATORS))
+@pytest.mark.parametrize("name", OPERATORS)
 def test_valid_call_updates_params(name):
     lists, kwargs = valid_call(name)
     before = [p.clone() for p in lists["params"]]
@@ -229,7 +207,7 @@ def master_weights_call(name: str, dtype: torch.dtype, device: str = "cpu") -> t
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
-@pytest.mark.parametrize("name", list(OPERATORS))
+@pytest.mark.parametrize("name", OPERATORS)
 def test_master_weights_call_is_the_fp32_call_rounded_into_the_model_params(name, dtype):
     """With model_params the update of masters and state is the float32 call's, on the same grad
     values, bit for bit; each model param then holds its master rounded once."""
@@ -249,7 +227,7 @@ def test_master_weights_call_is_the_fp32_call_rounded_into_the_model_params(name
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
-@pytest.mark.parametrize("name", list(OPERATORS))
+@pytest.mark.parametrize("name", OPERATORS)
 def test_low_precision_call_is_the_fp32_call_rounded(name, dtype):
     """bf16/fp16 params and state are computed in float32 and each stored value is rounded once: the
     call equals the float32 call on the same values, rounded, bit for bit."""
@@ -291,7 +269,7 @@ def test_opcheck(name, extra, device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("name", list(OPERATORS))
+@pytest.mark.parametrize("name", OPERATORS)
 def test_opcheck_master_weights(name, device):
     lists, kwargs = master_weights_call(name, torch.bfloat16, device)
     op = getattr(torch.ops.optimizers, name).default
@@ -301,7 +279,7 @@ def test_opcheck_master_weights(name, device):
 # -- fp16 conversions of the CPU loops (csrc/cpu/half_convert.h) ---------------------------------
 def _sgd(params, grads, model_params, lr, maximize=False):
     """Plain gradient descent (momentum 0): params - lr * g."""
-    kwargs = dict(OPERATORS["momentum_"][1], lr=lr, momentum=0.0, maximize=maximize)
+    kwargs = dict(operator_call("momentum_").kwargs, lr=lr, momentum=0.0, maximize=maximize)
     torch.ops.optimizers.momentum_(params, grads, [], model_params=model_params, **kwargs)
 
 
