@@ -1,8 +1,10 @@
 """The operators torch.ops.optimizers.* called directly: input errors that show the bad values,
-torch.library.opcheck (schema, fake tensors, autograd registration, AOT dispatch).
+torch.library.opcheck (schema, fake tensors, autograd registration, AOT dispatch), and the registered
+schemas as the one source of every operator's signature (optimizers/reference.py must match them).
 The operators come from the dispatcher (optimizers._extension.OPERATORS), their list and keyword
 names from their schemas; only the values of a valid call are written by hand, in tests/optim_db.py."""
 
+import inspect
 import math
 import re
 
@@ -10,8 +12,9 @@ import pytest
 import torch
 
 import optimizers
+from optimizers import reference
 from optimizers._extension import OPERATORS
-from tests.optim_db import operator_call
+from tests.optim_db import OPTIM_DB, operator_call
 
 pytestmark = pytest.mark.skipif(not optimizers.extension_available(), reason="optimizers._C is not built")
 
@@ -77,6 +80,95 @@ def _both(*mutations):
             m(lists, kwargs)
 
     return mutate
+
+
+# -- the schemas: one source of every operator's signature --------------------------------------
+def test_the_registered_operators_are_those_of_the_optimizer_classes():
+    """The dispatcher's list (which drives every parametrization over operators) against an independent
+    one: the operators the classes of tests/optim_db.py call. Each has one valid call in the db."""
+    assert set(OPERATORS) == {info.cls.op_name for info in OPTIM_DB}
+    for name in OPERATORS:
+        assert sum(info.op_call is not None for info in OPTIM_DB if info.cls.op_name == name) == 1, name
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_valid_call_gives_exactly_the_required_keywords(name):
+    """The hand-written values of tests/optim_db.py name every required keyword argument and no
+    other, and shape only lists the operator has; the positional arguments are all tensor lists."""
+    call_values = operator_call(name)
+    assert set(call_values.kwargs) == required_keywords(name)
+    assert set(call_values.values) <= set(list_names(name))
+    assert all(str(arg.type) == "List[Tensor]" for arg in schema(name).arguments if not arg.kwarg_only)
+
+
+def schema_signature(name: str) -> list[tuple]:
+    """(name, kind, default) of each argument as the operator's schema declares it."""
+    kinds = {False: inspect.Parameter.POSITIONAL_OR_KEYWORD, True: inspect.Parameter.KEYWORD_ONLY}
+    return [
+        (
+            arg.name,
+            kinds[arg.kwarg_only],
+            arg.default_value if arg.has_default_value() else inspect.Parameter.empty,
+        )
+        for arg in schema(name).arguments
+    ]
+
+
+def python_signature(func) -> list[tuple]:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(func).parameters.values()]
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_reference_has_the_schemas_signature(name):
+    """The reference path is called exactly as the operator: same argument names in the same order,
+    the same keyword-only split, the same defaults."""
+    assert python_signature(getattr(reference, name)) == schema_signature(name)
+
+
+def test_reference_implements_exactly_the_registered_operators():
+    """Its public functions named like operators (trailing underscore) are the registered ones."""
+    named_like_operators = {
+        name
+        for name, f in vars(reference).items()
+        if inspect.isfunction(f) and f.__module__ == reference.__name__ and name.endswith("_")
+        if not name.startswith("_")
+    }
+    assert named_like_operators == set(OPERATORS)
+
+
+def _with_signature(signature: inspect.Signature):
+    def func(*args, **kwargs):
+        pass
+
+    func.__signature__ = signature
+    return func
+
+
+def test_the_signature_check_sees_every_kind_of_difference():
+    """Swapped arguments, a keyword-only argument made positional, another default, a missing one:
+    each makes the comparison above fail."""
+    name = OPERATORS[0]
+    signature = inspect.signature(getattr(reference, name))
+    params = list(signature.parameters.values())
+    keyword = next(i for i, p in enumerate(params) if p.kind is inspect.Parameter.KEYWORD_ONLY)
+    optional = next(i for i, p in enumerate(params) if p.default is not inspect.Parameter.empty)
+    changed = {
+        "swapped": [params[1], params[0], *params[2:]],
+        "made positional": [
+            *params[:keyword],
+            params[keyword].replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            *params[keyword + 1 :],
+        ],
+        "another default": [
+            *params[:optional],
+            params[optional].replace(default=0.5),
+            *params[optional + 1 :],
+        ],
+        "missing": params[:-1],
+    }
+    for what, variant in changed.items():
+        func = _with_signature(signature.replace(parameters=variant))
+        assert python_signature(func) != schema_signature(name), what
 
 
 BAD_CALLS = [
