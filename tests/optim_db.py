@@ -84,7 +84,7 @@ def split_groups(params: list[Tensor], group1: dict | None) -> list[dict]:
 class State:
     """One key of optimizer.state[p]: when a group holds it, and what a step with a zero grad and
     lr 0 does to it: "counts" (the step count), "decays" (scaled: zeros stay zero, the rest nonzero),
-    "stays" (unchanged) or "replaced" (takes this step's grad)."""
+    "stays" (unchanged), "replaced" (takes this step's grad) or "moves" (any other change)."""
 
     zero_grad: str
     when: Callable[[dict], bool] = lambda group: True

@@ -76,7 +76,9 @@ def test_entry_declares_what_the_class_supports_and_tests_it(info):
 def test_entry_has_every_kind_of_check(info):
     for kind in ("parity", "low_precision", "checkpoints", "step_plan", "invalid", "invalid_in_group"):
         assert getattr(info, kind), kind
-    assert set(info.representatives) <= {c.desc for c in info.parity}
+    assert info.representatives and set(info.representatives) <= {c.desc for c in info.parity}
+    zero_grad_kinds = {"counts", "decays", "stays", "replaced", "moves"}  # see optim_db.State
+    assert {state.zero_grad for state in info.state.values()} <= zero_grad_kinds
     assert info.op_call is not None or any(
         other.op_call is not None and other.cls.op_name == info.cls.op_name for other in OPTIM_DB
     )
@@ -117,4 +119,3 @@ def test_declared_state_is_the_state_held(config):
         for p, q in zip(group["params"], ref_group["params"], strict=True):
             assert _state_keys(ours, p) == declared
             assert _state_keys(ref, q) == declared
-    assert {kind.zero_grad for kind in info.state.values()} <= {"counts", "decays", "stays", "replaced"}
