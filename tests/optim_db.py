@@ -42,7 +42,8 @@ class OptimConfig:
 
     @property
     def reference(self) -> str:
-        """ "torch" where torch.optim has this rule (both groups), else "oracle"."""
+        """Which reference checks this config: torch.optim ("torch") where torch has the rule in both
+        groups, else the oracle ("oracle")."""
         twin = info_of(self.cls).torch
         if twin is None or twin.convert(self.kwargs) is None:
             return "oracle"
@@ -707,8 +708,9 @@ def configs(kind: str, where: Callable[[OptimizerInfo], bool] = lambda info: Tru
     return [c for info in OPTIM_DB if where(info) for c in getattr(info, kind)]
 
 
-def params_for(configs: Iterable[OptimConfig]):
-    return [pytest.param(c, id=f"{c.cls.__name__}: {c.desc}") for c in configs]
+def params_for(chosen: Iterable[OptimConfig]):
+    """pytest parameters with readable ids ("Adam: amsgrad")."""
+    return [pytest.param(c, id=f"{c.cls.__name__}: {c.desc}") for c in chosen]
 
 
 def with_master_weights(config: OptimConfig) -> OptimConfig:
