@@ -14,7 +14,16 @@ except ImportError as error:  # not built, or built against another torch
     _C = None
     LOAD_ERROR = error
 
-OPERATORS = ("momentum_", "rmsprop_", "adam_", "diffgrad_", "adagrad_", "radam_", "adabelief_")
+
+def _registered_operators() -> tuple[str, ...]:
+    """The operators that loading optimizers._C defined (the schemas of csrc/ops.cpp), as the
+    dispatcher lists them ('optimizers::adam_' is 'adam_'): no hand-kept list to fall behind."""
+    prefix = "optimizers::"
+    names = torch._C._dispatch_get_all_op_names()
+    return tuple(sorted(name.removeprefix(prefix) for name in names if name.startswith(prefix)))
+
+
+OPERATORS = _registered_operators() if _C is not None else ()
 _SCALARS = ("lr_tensor", "grad_scale", "found_inf")
 
 _warned: set[str] = set()  # device types whose fallback to the reference path was reported

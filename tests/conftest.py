@@ -1,4 +1,5 @@
-"""Fixtures shared by the test modules; helpers live in helpers.py, tables in optim_configs.py."""
+"""Fixtures shared by the test modules; helpers live in helpers.py, what each optimizer class needs in
+optim_db.py."""
 
 import pytest
 from hypothesis import settings

@@ -7,21 +7,11 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from tests.optim_db import STATE_NAMES  # every state name of every optimizer class
+
 # Tolerances next to their dtype: the doc's fp32 parity bound after 100 steps, and the
 # bound for float64 runs (only the order of operations differs).
 PARITY_TOL = {torch.float32: 1e-5, torch.float64: 1e-12}
-
-# Every state tensor the doc names; a comparison covers each one either optimizer holds.
-STATE_NAMES = (
-    "step",
-    "momentum_buffer",
-    "square_avg",
-    "grad_avg",
-    "exp_avg",
-    "exp_avg_sq",
-    "max_exp_avg_sq",
-    "previous_grad",
-)
 
 
 def rel_diff(ours: Tensor, ref: Tensor) -> float:
@@ -67,14 +57,6 @@ def make_params(dtype: torch.dtype = torch.float32, seed: int = 0) -> list[Tenso
     assert not transposed.is_contiguous() and not sliced.is_contiguous()
     assert transposed.is_leaf and sliced.is_leaf
     return params
-
-
-def split_groups(params: list[Tensor], group1: dict | None) -> list[dict]:
-    """The first four params in one group (the constructor's hyperparameters) and the rest in a
-    second group with group1's overrides; all in one group when group1 is None."""
-    if group1 is None:
-        return [dict(params=params)]
-    return [dict(params=params[:4]), dict(params=params[4:], **group1)]
 
 
 def all_params(opt: torch.optim.Optimizer) -> list[Tensor]:

@@ -4,7 +4,7 @@ with `_step_supports_amp_scaling`; the kernels unscale the grads and skip the st
 import pytest
 import torch
 
-from optimizers import Adam, AdamW, DiffGrad, Momentum, RMSProp
+from optimizers import Adam
 from tests.helpers import (
     PARITY_TOL,
     all_params,
@@ -14,24 +14,11 @@ from tests.helpers import (
     run_lockstep,
     set_grads,
 )
-from tests.optim_configs import TORCH_EQUIVALENT, OptimConfig, params_for
+from tests.optim_db import configs, params_for
 
 SCALE = 2.0**16  # GradScaler's initial scale; a power of two, so unscaling is exact
 
-AMP_CONFIGS = [
-    OptimConfig("heavy ball", Momentum, dict(lr=0.01, momentum=0.9)),
-    OptimConfig("dampening 0.5", Momentum, dict(lr=0.01, momentum=0.9, dampening=0.5)),
-    OptimConfig("plain SGD, weight_decay", Momentum, dict(lr=0.01, momentum=0.0, weight_decay=0.1)),
-    OptimConfig(
-        "centered, momentum, weight_decay",
-        RMSProp,
-        dict(lr=0.01, centered=True, momentum=0.5, weight_decay=0.1),
-    ),
-    OptimConfig("amsgrad, weight_decay", Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
-    OptimConfig("no bias correction, maximize", Adam, dict(lr=0.01, bias_correction=False, maximize=True)),
-    OptimConfig("defaults", AdamW, dict(lr=0.01)),
-    OptimConfig("weight_decay", DiffGrad, dict(lr=0.01, weight_decay=0.1)),
-]
+AMP_CONFIGS = configs("amp", where=lambda info: info.supports_amp)
 
 
 def _amp(opt, grad_scale: float, found_inf: float):
@@ -111,12 +98,7 @@ def _model(seed: int) -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 1))
 
 
-@pytest.mark.parametrize(
-    "config",
-    params_for(
-        [c for c in AMP_CONFIGS if c.cls in TORCH_EQUIVALENT and c.kwargs.get("bias_correction", True)]
-    ),
-)
+@pytest.mark.parametrize("config", params_for(c for c in AMP_CONFIGS if c.reference == "torch"))
 def test_grad_scaler_end_to_end(config, fused):
     """torch.amp.GradScaler("cpu") driving ours (kernel-side unscale and skip) and torch.optim
     (scaler-side unscale) through the same iterations, one of which overflows."""

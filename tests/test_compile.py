@@ -7,8 +7,7 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from optimizers import Adam, AdamW, DiffGrad, Momentum, RMSProp
-from tests.optim_configs import TORCH_EQUIVALENT
+from tests.optim_db import CLASSES, info_of
 
 STEPS = 12
 
@@ -43,19 +42,20 @@ def torch_adam_graphs() -> int:
     return graphs
 
 
-@pytest.mark.parametrize("cls", [Momentum, RMSProp, Adam, AdamW, DiffGrad], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
 def test_a_scheduled_float_lr_does_not_recompile_per_value(cls, torch_adam_graphs):
     """No more graphs than torch.optim.Adam under the same schedule, and the compiled steps give the
     eager result: the lr reaches the kernel as a graph input, not as a constant of the first graph."""
-    kwargs = {"lr": 0.01, "momentum": 0.9} if cls is Momentum else {"lr": 0.01}
+    info = info_of(cls)
+    kwargs = info.basic
     graphs, compiled = _graphs_and_params(lambda ps: cls(ps, **kwargs))
     assert graphs <= torch_adam_graphs
     torch._dynamo.reset()
     eager = _eager_params(cls, kwargs)
     for a, b in zip(compiled, eager):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
-    if cls in TORCH_EQUIVALENT:  # and torch.optim agrees under the same schedule
-        reference = _eager_params(TORCH_EQUIVALENT[cls], kwargs)
+    if info.torch is not None:  # and torch.optim agrees under the same schedule
+        reference = _eager_params(info.torch.cls, info.torch.convert(kwargs))
         for a, b in zip(compiled, reference):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
@@ -74,7 +74,7 @@ def _eager_params(cls, kwargs) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("cls", [Momentum, Adam], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
 def test_step_compiles_as_one_graph_with_a_changing_float_lr(cls):
     """fullgraph=True (no graph break) with the lr set by hand before each step: at most two graphs
     (the first one specialized, then one with the lr as an input), as torch.optim compiles."""

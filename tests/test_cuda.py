@@ -26,20 +26,18 @@ from tests.helpers import (
     run_lockstep,
     set_grads,
 )
-from tests.optim_configs import (
-    LOW_PRECISION,
-    ORACLE_PARITY,
-    TORCH_PARITY,
-    OptimConfig,
-    params_for,
-    with_master_weights,
-)
+from tests.optim_db import OptimConfig, configs, fp16_safe, params_for, with_master_weights
 from tests.test_operators import call, valid_call
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 STEPS = 100
 CHUNK = 1 << 16  # elements per block of the CUDA launcher (kChunkElements)
+PARITY = configs("parity")
+TORCH_PARITY = [c for c in PARITY if c.reference == "torch"]
+ORACLE_PARITY = [c for c in PARITY if c.reference == "oracle"]
+LOW_PRECISION = configs("low_precision")
+MASTER_WEIGHTS = configs("low_precision", where=lambda info: info.supports_master_weights)
 # One config per rule with its richest options (single param group).
 REPRESENTATIVE = LOW_PRECISION
 
@@ -181,8 +179,7 @@ def test_mixed_dtypes_in_one_group(config):
     """fp32, fp64, bf16 and fp16 params in one group: one launch per dtype, each as the CPU kernel."""
     dtypes = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
     params = [p.to(dtypes[i % 4]) for i, p in enumerate(make_params(seed=3)[2:])]
-    if config.cls is not optimizers.Momentum:  # fp16 cannot hold eps=1e-8
-        config = dataclasses.replace(config, kwargs=dict(config.kwargs, eps=1e-3))
+    config = fp16_safe(config)
     gpu = build_on_cuda(config, to_cuda(params))
     cpu = config.build(clone_params(params), fused=True)
     run_lockstep([gpu, cpu], 20, round_through=torch.float16)
@@ -198,8 +195,8 @@ def test_mixed_dtypes_in_one_group(config):
 def test_low_precision_error_bounded(config, dtype):
     """bf16/fp16 params, computed in fp32 and rounded once: our error against a float64 run is at
     most twice that of the reference run natively at that precision (as tests/test_low_precision)."""
-    if dtype == torch.float16 and config.cls is not optimizers.Momentum:
-        config = dataclasses.replace(config, kwargs=dict(config.kwargs, eps=1e-3))
+    if dtype == torch.float16:
+        config = fp16_safe(config)
     low = make_params(dtype)
     ours = build_on_cuda(config, to_cuda(low))
     native = config.build_reference(to_cuda(low))
@@ -218,7 +215,7 @@ def test_low_precision_error_bounded(config, dtype):
 
 # -- fp32 master weights --------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
-@pytest.mark.parametrize("config", params_for(LOW_PRECISION))
+@pytest.mark.parametrize("config", params_for(MASTER_WEIGHTS))
 def test_master_weights_follow_float32_reference(config, dtype):
     """bf16/fp16 params with master_weights=True on the CUDA kernel (bf16 grads and model params,
     float32 masters and state in one launch): masters and state match the float32 reference fed the

@@ -14,10 +14,11 @@ import torch.distributed as dist
 
 from benchmarks.metadata import REPO
 from tests.helpers import PARITY_TOL, rel_diff, torchrun_command
+from tests.optim_db import CLASSES
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo")
 
-CLASSES = ["Momentum", "RMSProp", "Adam", "AdamW", "DiffGrad"]
+NAMES = [cls.__name__ for cls in CLASSES]  # the worker runs every class of tests/optim_db.py
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def test_two_ranks_ran(results):
     assert results["world_size"] == 2
 
 
-@pytest.mark.parametrize("name", CLASSES)
+@pytest.mark.parametrize("name", NAMES)
 def test_fused_step_on_dtensor_params_matches_the_reference(results, name):
     """The state is sharded as its params (DTensors), and the trained params match torch.optim's
     (where it has the rule) and our reference path's, at the package's fp32 parity tolerance."""
@@ -48,7 +49,7 @@ def test_fused_step_on_dtensor_params_matches_the_reference(results, name):
             assert rel_diff(ours, ref) <= PARITY_TOL[torch.float32]
 
 
-@pytest.mark.parametrize("name", CLASSES)
+@pytest.mark.parametrize("name", NAMES)
 def test_dcp_resume_continues_exactly(results, name):
     case = results[name]
     for uninterrupted, resumed in zip(case["fused"], case["resumed"], strict=True):

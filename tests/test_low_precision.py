@@ -2,15 +2,13 @@
 same gradients) is at most twice the error of the reference run natively at that precision
 (torch.optim, or the oracle of tests/oracles.py where torch lacks the rule)."""
 
-import dataclasses
 import math
 
 import pytest
 import torch
 
-from optimizers import Momentum
 from tests.helpers import all_params, clone_params, make_params, rel_diff, run_lockstep
-from tests.optim_configs import LOW_PRECISION, params_for
+from tests.optim_db import configs, fp16_safe, params_for
 
 STEPS = 100
 ERROR_FACTOR = 2.0
@@ -22,18 +20,11 @@ def _as_one_vector(opt) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1).to(torch.float64) for p in all_params(opt)])
 
 
-def _at_precision(config, dtype):
-    # fp16 cannot hold eps=1e-8 (it rounds to 0): where v underflows, the native fp16 reference divides
-    # by zero and its error is inf, which would make the bound vacuous. eps=1e-3 keeps it finite.
-    if dtype == torch.float16 and config.cls is not Momentum:
-        return dataclasses.replace(config, kwargs=dict(config.kwargs, eps=1e-3))
-    return config
-
-
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
-@pytest.mark.parametrize("config", params_for(LOW_PRECISION))
+@pytest.mark.parametrize("config", params_for(configs("low_precision")))
 def test_error_bounded_by_native_low_precision_error(config, dtype, fused):
-    config = _at_precision(config, dtype)
+    if dtype == torch.float16:
+        config = fp16_safe(config)
     low = make_params(dtype)
     ours = config.build(clone_params(low), fused)
     native = config.build_reference(clone_params(low))

@@ -23,7 +23,7 @@ from tests.helpers import (
     run_lockstep,
     set_grads,
 )
-from tests.optim_configs import LOW_PRECISION, params_for, with_master_weights
+from tests.optim_db import configs, params_for, with_master_weights
 
 STEPS = 100
 LOW = [pytest.param(torch.bfloat16, id="bf16"), pytest.param(torch.float16, id="fp16")]
@@ -31,7 +31,9 @@ TOL = PARITY_TOL[torch.float32]
 
 
 @pytest.mark.parametrize("dtype", LOW)
-@pytest.mark.parametrize("config", params_for(LOW_PRECISION))
+@pytest.mark.parametrize(
+    "config", params_for(configs("low_precision", where=lambda info: info.supports_master_weights))
+)
 def test_masters_follow_the_float32_reference(config, dtype, fused):
     low = make_params(dtype)
     ours = with_master_weights(config).build(clone_params(low), fused)

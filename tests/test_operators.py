@@ -1,6 +1,10 @@
-"""The operators torch.ops.optimizers.* called directly: input errors that show the bad values, and
-torch.library.opcheck (schema, fake tensors, autograd registration, AOT dispatch)."""
+"""The operators torch.ops.optimizers.* called directly: input errors that show the bad values,
+torch.library.opcheck (schema, fake tensors, autograd registration, AOT dispatch), and the registered
+schemas as the one source of every operator's signature (optimizers/reference.py must match them).
+The operators come from the dispatcher (optimizers._extension.OPERATORS), their list and keyword
+names from their schemas; only the values of a valid call are written by hand, in tests/optim_db.py."""
 
+import inspect
 import math
 import re
 
@@ -8,6 +12,9 @@ import pytest
 import torch
 
 import optimizers
+from optimizers import reference
+from optimizers._extension import OPERATORS
+from tests.optim_db import OPTIM_DB, operator_call
 
 pytestmark = pytest.mark.skipif(not optimizers.extension_available(), reason="optimizers._C is not built")
 
@@ -16,63 +23,37 @@ SHAPES = [(5,), (2, 3)]
 # elements, tails shorter than a vector of 8, and more than one chunk of 2^14 elements.
 LONG_SHAPES = [(5,), (3, 1500), (16391,)]
 
-# The list arguments of each operator, in schema order, and valid keyword arguments.
-OPERATORS = {
-    "momentum_": (
-        ["params", "grads", "momentum_buffers"],
-        dict(
-            lr=0.1,
-            momentum=0.9,
-            dampening=0.0,
-            nesterov=False,
-            weight_decay=0.0,
-            maximize=False,
-            first_step=False,
-        ),
-    ),
-    "rmsprop_": (
-        ["params", "grads", "square_avgs", "grad_avgs", "momentum_buffers", "state_steps"],
-        dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.9, centered=True, maximize=False),
-    ),
-    "adam_": (
-        ["params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs", "state_steps"],
-        dict(
-            lr=1e-3,
-            beta1=0.9,
-            beta2=0.999,
-            eps=1e-8,
-            weight_decay=0.0,
-            decoupled_weight_decay=False,
-            amsgrad=True,
-            bias_correction=True,
-            maximize=False,
-        ),
-    ),
-    "diffgrad_": (
-        ["params", "grads", "exp_avgs", "exp_avg_sqs", "previous_grads", "state_steps"],
-        dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, maximize=False),
-    ),
-}
+
+def schema(name: str) -> torch.FunctionSchema:
+    return getattr(torch.ops.optimizers, name).default._schema
+
+
+def list_names(name: str) -> list[str]:
+    """The operator's tensor lists, in schema order: its positional arguments."""
+    return [arg.name for arg in schema(name).arguments if not arg.kwarg_only]
+
+
+def required_keywords(name: str) -> set[str]:
+    """The keyword-only arguments without a default (the optional ones: lr_tensor, AMP, master weights)."""
+    return {arg.name for arg in schema(name).arguments if arg.kwarg_only and not arg.has_default_value()}
 
 
 def valid_call(name: str, device: str = "cpu", shapes=SHAPES) -> tuple[dict, dict]:
     """Named list arguments and keyword arguments of a small valid call, with state a real run could
     hold (squares positive, centered RMSProp's variance positive), so no result is NaN."""
     gen = torch.Generator().manual_seed(0)
-    list_names, kwargs = OPERATORS[name]
+    values = operator_call(name)
     lists = {}
-    for arg in list_names:
+    for arg in list_names(name):
         if arg == "state_steps":
             lists[arg] = [torch.tensor(3.0) for _ in shapes]
         else:
             tensors = [torch.randn(s, generator=gen) for s in shapes]
-            if arg in ("square_avgs", "exp_avg_sqs", "max_exp_avg_sqs"):
-                tensors = [t.abs() + 0.5 for t in tensors]
-            elif arg == "grad_avgs":  # grad_avg**2 < square_avg: centered RMSProp stays real
-                tensors = [t.clamp(-2, 2) * 0.3 for t in tensors]
+            if arg in values.values:
+                tensors = [values.values[arg](t) for t in tensors]
             lists[arg] = tensors
     lists = {arg: [t.to(device) for t in tensors] for arg, tensors in lists.items()}
-    return lists, dict(kwargs)
+    return lists, dict(values.kwargs)
 
 
 def call(name, lists, kwargs):
@@ -99,6 +80,95 @@ def _both(*mutations):
             m(lists, kwargs)
 
     return mutate
+
+
+# -- the schemas: one source of every operator's signature --------------------------------------
+def test_the_registered_operators_are_those_of_the_optimizer_classes():
+    """The dispatcher's list (which drives every parametrization over operators) against an independent
+    one: the operators the classes of tests/optim_db.py call. Each has one valid call in the db."""
+    assert set(OPERATORS) == {info.cls.op_name for info in OPTIM_DB}
+    for name in OPERATORS:
+        assert sum(info.op_call is not None for info in OPTIM_DB if info.cls.op_name == name) == 1, name
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_valid_call_gives_exactly_the_required_keywords(name):
+    """The hand-written values of tests/optim_db.py name every required keyword argument and no
+    other, and shape only lists the operator has; the positional arguments are all tensor lists."""
+    call_values = operator_call(name)
+    assert set(call_values.kwargs) == required_keywords(name)
+    assert set(call_values.values) <= set(list_names(name))
+    assert all(str(arg.type) == "List[Tensor]" for arg in schema(name).arguments if not arg.kwarg_only)
+
+
+def schema_signature(name: str) -> list[tuple]:
+    """(name, kind, default) of each argument as the operator's schema declares it."""
+    kinds = {False: inspect.Parameter.POSITIONAL_OR_KEYWORD, True: inspect.Parameter.KEYWORD_ONLY}
+    return [
+        (
+            arg.name,
+            kinds[arg.kwarg_only],
+            arg.default_value if arg.has_default_value() else inspect.Parameter.empty,
+        )
+        for arg in schema(name).arguments
+    ]
+
+
+def python_signature(func) -> list[tuple]:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(func).parameters.values()]
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_reference_has_the_schemas_signature(name):
+    """The reference path is called exactly as the operator: same argument names in the same order,
+    the same keyword-only split, the same defaults."""
+    assert python_signature(getattr(reference, name)) == schema_signature(name)
+
+
+def test_reference_implements_exactly_the_registered_operators():
+    """Its public functions named like operators (trailing underscore) are the registered ones."""
+    named_like_operators = {
+        name
+        for name, f in vars(reference).items()
+        if inspect.isfunction(f) and f.__module__ == reference.__name__ and name.endswith("_")
+        if not name.startswith("_")
+    }
+    assert named_like_operators == set(OPERATORS)
+
+
+def _with_signature(signature: inspect.Signature):
+    def func(*args, **kwargs):
+        pass
+
+    func.__signature__ = signature
+    return func
+
+
+def test_the_signature_check_sees_every_kind_of_difference():
+    """Swapped arguments, a keyword-only argument made positional, another default, a missing one:
+    each makes the comparison above fail."""
+    name = OPERATORS[0]
+    signature = inspect.signature(getattr(reference, name))
+    params = list(signature.parameters.values())
+    keyword = next(i for i, p in enumerate(params) if p.kind is inspect.Parameter.KEYWORD_ONLY)
+    optional = next(i for i, p in enumerate(params) if p.default is not inspect.Parameter.empty)
+    changed = {
+        "swapped": [params[1], params[0], *params[2:]],
+        "made positional": [
+            *params[:keyword],
+            params[keyword].replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            *params[keyword + 1 :],
+        ],
+        "another default": [
+            *params[:optional],
+            params[optional].replace(default=0.5),
+            *params[optional + 1 :],
+        ],
+        "missing": params[:-1],
+    }
+    for what, variant in changed.items():
+        func = _with_signature(signature.replace(parameters=variant))
+        assert python_signature(func) != schema_signature(name), what
 
 
 BAD_CALLS = [
@@ -211,7 +281,7 @@ def test_bad_inputs_raise_with_the_values(name, mutate, message):
         assert all(torch.equal(a, b) for a, b in zip(lists[arg], tensors, strict=True)), arg
 
 
-@pytest.mark.parametrize("name", list(OPERATORS))
+@pytest.mark.parametrize("name", OPERATORS)
 def test_valid_call_updates_params(name):
     lists, kwargs = valid_call(name)
     before = [p.clone() for p in lists["params"]]
@@ -229,7 +299,7 @@ def master_weights_call(name: str, dtype: torch.dtype, device: str = "cpu") -> t
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
-@pytest.mark.parametrize("name", list(OPERATORS))
+@pytest.mark.parametrize("name", OPERATORS)
 def test_master_weights_call_is_the_fp32_call_rounded_into_the_model_params(name, dtype):
     """With model_params the update of masters and state is the float32 call's, on the same grad
     values, bit for bit; each model param then holds its master rounded once."""
@@ -249,7 +319,7 @@ def test_master_weights_call_is_the_fp32_call_rounded_into_the_model_params(name
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
-@pytest.mark.parametrize("name", list(OPERATORS))
+@pytest.mark.parametrize("name", OPERATORS)
 def test_low_precision_call_is_the_fp32_call_rounded(name, dtype):
     """bf16/fp16 params and state are computed in float32 and each stored value is rounded once: the
     call equals the float32 call on the same values, rounded, bit for bit."""
@@ -291,7 +361,7 @@ def test_opcheck(name, extra, device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("name", list(OPERATORS))
+@pytest.mark.parametrize("name", OPERATORS)
 def test_opcheck_master_weights(name, device):
     lists, kwargs = master_weights_call(name, torch.bfloat16, device)
     op = getattr(torch.ops.optimizers, name).default
@@ -301,7 +371,7 @@ def test_opcheck_master_weights(name, device):
 # -- fp16 conversions of the CPU loops (csrc/cpu/half_convert.h) ---------------------------------
 def _sgd(params, grads, model_params, lr, maximize=False):
     """Plain gradient descent (momentum 0): params - lr * g."""
-    kwargs = dict(OPERATORS["momentum_"][1], lr=lr, momentum=0.0, maximize=maximize)
+    kwargs = dict(operator_call("momentum_").kwargs, lr=lr, momentum=0.0, maximize=maximize)
     torch.ops.optimizers.momentum_(params, grads, [], model_params=model_params, **kwargs)
 
 

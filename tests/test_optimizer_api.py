@@ -6,7 +6,6 @@ import re
 import pytest
 import torch
 
-from optimizers import Adam, AdamW, DiffGrad, Momentum, RMSProp
 from tests.helpers import (
     PARITY_TOL,
     all_params,
@@ -15,29 +14,10 @@ from tests.helpers import (
     make_params,
     run_lockstep,
 )
-from tests.optim_configs import (
-    ALL_CLASSES,
-    INVALID_HYPERPARAMETERS,
-    ORACLE_PARITY,
-    TORCH_PARITY,
-    params_for,
-)
-
-
-def _pick(table, cls, desc):
-    return next(c for c in table if c.cls is cls and c.desc == desc)
-
+from tests.optim_db import CLASSES, OPTIM_DB, params_for
 
 # One configuration per rule, with float and tensor lr, each checked against its independent reference.
-REPRESENTATIVES = [
-    _pick(TORCH_PARITY, Momentum, "heavy ball"),
-    _pick(TORCH_PARITY, Momentum, "heavy ball, tensor lr"),
-    _pick(TORCH_PARITY, RMSProp, "centered, momentum"),
-    _pick(TORCH_PARITY, Adam, "amsgrad, weight_decay, maximize, tensor lr"),
-    _pick(TORCH_PARITY, AdamW, "defaults (weight_decay 1e-2)"),
-    _pick(ORACLE_PARITY, Adam, "no bias correction, weight_decay, maximize, tensor lr"),
-    _pick(ORACLE_PARITY, DiffGrad, "weight_decay"),
-]
+REPRESENTATIVES = [c for info in OPTIM_DB for c in info.parity if c.desc in info.representatives]
 
 
 def _reference_for(config, params):
@@ -80,7 +60,7 @@ def test_lr_scheduler_takes_effect_at_next_step(config, scheduler, fused):
     assert_optimizers_close(ours, ref, PARITY_TOL[torch.float32])
 
 
-@pytest.mark.parametrize("cls", ALL_CLASSES)
+@pytest.mark.parametrize("cls", CLASSES)
 def test_lr_change_is_not_ignored(cls, fused):
     """Changing lr between steps changes the update: the lr is read at every step, not cached."""
     params = make_params()[2:4]
@@ -94,7 +74,7 @@ def test_lr_change_is_not_ignored(cls, fused):
     assert not torch.equal(all_params(kept)[1], all_params(changed)[1])
 
 
-@pytest.mark.parametrize("cls", ALL_CLASSES)
+@pytest.mark.parametrize("cls", CLASSES)
 def test_step_with_closure(cls, fused):
     """step(closure) evaluates the closure under enable_grad (even inside no_grad) and returns its loss;
     the update equals the one from the same gradients computed outside."""
@@ -149,15 +129,19 @@ def test_params_without_grad_are_skipped(config, fused):
 
 
 @pytest.mark.parametrize(
-    "cls, kwargs, fragment",
-    [pytest.param(c, k, f, id=f"{c.__name__}-{f}") for c, k, f in INVALID_HYPERPARAMETERS],
+    "cls, invalid",
+    [
+        pytest.param(info.cls, e, id=f"{info.cls.__name__}-{e.match}")
+        for info in OPTIM_DB
+        for e in info.invalid
+    ],
 )
-def test_invalid_hyperparameters_raise_value_error(cls, kwargs, fragment):
-    with pytest.raises(ValueError, match=re.escape(fragment)):
-        cls([torch.zeros(2)], **kwargs)
+def test_invalid_hyperparameters_raise(cls, invalid):
+    with pytest.raises(invalid.error, match=re.escape(invalid.match)):
+        cls([torch.zeros(2)], **invalid.kwargs)
 
 
-@pytest.mark.parametrize("cls", ALL_CLASSES)
+@pytest.mark.parametrize("cls", CLASSES)
 def test_sparse_gradient_is_rejected(cls, fused):
     dense, p = torch.zeros(3), torch.zeros(4)
     opt = cls([dense, p], lr=0.1, fused=fused)
@@ -167,7 +151,7 @@ def test_sparse_gradient_is_rejected(cls, fused):
         opt.step()
 
 
-@pytest.mark.parametrize("cls", ALL_CLASSES)
+@pytest.mark.parametrize("cls", CLASSES)
 def test_complex_param_is_rejected(cls, fused):
     p = torch.zeros(3, dtype=torch.complex64)
     opt = cls([p], lr=0.1, fused=fused)

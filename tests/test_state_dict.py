@@ -7,7 +7,6 @@ import io
 import pytest
 import torch
 
-from optimizers import Adam, AdamW, DiffGrad, Momentum, RMSProp
 from tests.helpers import (
     PARITY_TOL,
     all_params,
@@ -17,25 +16,9 @@ from tests.helpers import (
     make_params,
     run_lockstep,
 )
-from tests.optim_configs import TORCH_EQUIVALENT, OptimConfig, params_for
+from tests.optim_db import OPTIM_DB, configs, info_of, params_for
 
-CHECKPOINTED = [
-    OptimConfig(
-        "dampening 0.2, second group plain SGD",
-        Momentum,
-        dict(lr=0.01, momentum=0.9, dampening=0.2),
-        group1=dict(momentum=0.0),
-    ),
-    OptimConfig(
-        "centered, momentum", RMSProp, dict(lr=0.01, centered=True, momentum=0.5), group1=dict(lr=0.001)
-    ),
-    OptimConfig(
-        "amsgrad, tensor lr", Adam, dict(lr=0.01, amsgrad=True), group1=dict(lr=0.003), tensor_lr=True
-    ),
-    OptimConfig("no bias correction", Adam, dict(lr=0.01, bias_correction=False), group1=dict(lr=0.001)),
-    OptimConfig("amsgrad", AdamW, dict(lr=0.01, amsgrad=True), group1=dict(weight_decay=0.1)),
-    OptimConfig("weight_decay", DiffGrad, dict(lr=0.01, weight_decay=0.01), group1=dict(lr=0.001)),
-]
+CHECKPOINTED = configs("checkpoints")
 
 
 def _through_torch_save(state_dict):
@@ -64,14 +47,9 @@ def test_resume_from_state_dict_is_bitwise_identical(config, transport, fused):
     assert resumed.param_groups[0]["fused"] is fused
 
 
+# Configs of the classes whose checkpoints interchange with torch.optim's.
 TORCH_CHECKPOINTS = [
-    OptimConfig("heavy ball, dampening", Momentum, dict(lr=0.01, momentum=0.9, dampening=0.1)),
-    OptimConfig(
-        "nesterov, weight_decay", Momentum, dict(lr=0.01, momentum=0.9, nesterov=True, weight_decay=0.01)
-    ),
-    OptimConfig("centered, momentum", RMSProp, dict(lr=0.01, centered=True, momentum=0.5)),
-    OptimConfig("amsgrad, weight_decay", Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.01)),
-    OptimConfig("defaults", Adam, dict(lr=0.01, betas=(0.8, 0.9))),
+    c for info in OPTIM_DB if info.supports_torch_checkpoints for c in info.torch.checkpoints
 ]
 
 
@@ -106,7 +84,7 @@ def test_our_checkpoint_loads_into_torch(config, fused):
     sd = copy.deepcopy(ours.state_dict())
     for group in sd["param_groups"]:
         group["fused"] = None  # our fused=True/False flag means something else to torch
-    theirs = TORCH_EQUIVALENT[config.cls](clone_params(all_params(ours)), lr=0.01)
+    theirs = info_of(config.cls).torch.cls(clone_params(all_params(ours)), lr=0.01)
     theirs.load_state_dict(sd)
     run_lockstep([ours, theirs], 20, seed=2)
     assert_optimizers_close(ours, theirs, PARITY_TOL[torch.float32])

@@ -12,26 +12,11 @@ import torch
 import optimizers
 from optimizers import _base
 from tests.helpers import PARITY_TOL, rel_diff
+from tests.optim_db import OptimConfig, configs, info_of, params_for
 
-CLASSES = {
-    "momentum": lambda ps, **kw: optimizers.Momentum(ps, lr=1e-2, momentum=0.9, **kw),
-    "sgd": lambda ps, **kw: optimizers.Momentum(ps, lr=1e-2, momentum=0.0, **kw),
-    "adam": lambda ps, **kw: optimizers.Adam(ps, lr=1e-2, **kw),
-    "adamw-amsgrad": lambda ps, **kw: optimizers.AdamW(ps, lr=1e-2, amsgrad=True, **kw),
-    "rmsprop": lambda ps, **kw: optimizers.RMSProp(ps, lr=1e-2, **kw),
-    "diffgrad": lambda ps, **kw: optimizers.DiffGrad(ps, lr=1e-2, **kw),
-}
-
-
-# The same rules in torch.optim (DiffGrad has none): an independent reference for the changes
-# torch.optim supports.
-TORCH = {
-    "momentum": lambda ps: torch.optim.SGD(ps, lr=1e-2, momentum=0.9),
-    "sgd": lambda ps: torch.optim.SGD(ps, lr=1e-2, momentum=0.0),
-    "adam": lambda ps: torch.optim.Adam(ps, lr=1e-2),
-    "adamw-amsgrad": lambda ps: torch.optim.AdamW(ps, lr=1e-2, amsgrad=True),
-    "rmsprop": lambda ps: torch.optim.RMSprop(ps, lr=1e-2),
-}
+# Each class in the configurations of its `step_plan`; torch.optim's rule, where it has one, is an
+# independent reference for the changes torch.optim supports.
+PLANNED = configs("step_plan")
 
 SHAPES = ((7,), (3, 4), (1,))
 # A group of one dtype makes one kernel call on every param; float32 params beside a bf16 one under
@@ -151,17 +136,24 @@ def _run(make: Callable, change: Callable, param_set: str = "float32", steps: in
     return [p.detach().clone() for p in params], state
 
 
-def _ours(name: str) -> Callable:
-    return lambda params, master_weights: CLASSES[name](params, fused=True, master_weights=master_weights)
+def _ours(config: OptimConfig) -> Callable:
+    return lambda params, master_weights: config.cls(
+        params, **config.kwargs, fused=True, master_weights=master_weights
+    )
+
+
+def _torch(config: OptimConfig) -> Callable:
+    twin = info_of(config.cls).torch
+    return lambda params, master_weights: twin.cls(params, **twin.convert(config.kwargs))
 
 
 @pytest.mark.parametrize("param_set", list(PARAM_SETS))
 @pytest.mark.parametrize("change", list(CHANGES), ids=list(CHANGES))
-@pytest.mark.parametrize("name", list(CLASSES))
-def test_a_step_with_a_plan_equals_one_without(name, change, param_set, monkeypatch):
-    with_plans = _run(_ours(name), CHANGES[change], param_set)
+@pytest.mark.parametrize("config", params_for(PLANNED))
+def test_a_step_with_a_plan_equals_one_without(config, change, param_set, monkeypatch):
+    with_plans = _run(_ours(config), CHANGES[change], param_set)
     _without_plans(monkeypatch)
-    without = _run(_ours(name), CHANGES[change], param_set)
+    without = _run(_ours(config), CHANGES[change], param_set)
     for ours, fresh in zip(with_plans[0], without[0], strict=True):
         assert ours.dtype == fresh.dtype
         torch.testing.assert_close(ours, fresh, rtol=0, atol=0)
@@ -173,12 +165,12 @@ def test_a_step_with_a_plan_equals_one_without(name, change, param_set, monkeypa
 
 
 @pytest.mark.parametrize("change", [c for c in CHANGES if c not in NOT_IN_TORCH])
-@pytest.mark.parametrize("name", list(TORCH))
-def test_planned_steps_match_torch_optim_through_the_change(name, change):
+@pytest.mark.parametrize("config", params_for(c for c in PLANNED if c.reference == "torch"))
+def test_planned_steps_match_torch_optim_through_the_change(config, change):
     """The same run against torch.optim's own rule, which keeps no plan: params and every state
     tensor torch keeps, at the package's fp32 parity tolerance."""
-    ours_params, ours_state = _run(_ours(name), CHANGES[change])
-    torch_params, torch_state = _run(lambda ps, _: TORCH[name](ps), CHANGES[change])
+    ours_params, ours_state = _run(_ours(config), CHANGES[change])
+    torch_params, torch_state = _run(_torch(config), CHANGES[change])
     for ours, ref in zip(ours_params, torch_params, strict=True):
         assert rel_diff(ours, ref) <= PARITY_TOL[torch.float32]
     for i, state in torch_state.items():

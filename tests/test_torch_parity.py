@@ -4,7 +4,7 @@ steps on random gradients, fp32 relative difference <= 1e-5 (see helpers.rel_dif
 import pytest
 import torch
 
-from optimizers import Adam, AdamW, Momentum, RMSProp
+from optimizers import Adam
 from tests.helpers import (
     PARITY_TOL,
     all_params,
@@ -14,7 +14,10 @@ from tests.helpers import (
     make_params,
     run_lockstep,
 )
-from tests.optim_configs import TORCH_EQUIVALENT, TORCH_PARITY, OptimConfig, params_for
+from tests.optim_db import OPTIM_DB, OptimConfig, configs, info_of, params_for
+
+TORCH_PARITY = [c for c in configs("parity") if c.reference == "torch"]
+WITH_TORCH = [info for info in OPTIM_DB if info.torch is not None]
 
 STEPS = 100
 
@@ -45,58 +48,24 @@ def test_matches_torch_optim(config, fused):
 
 # Mutants: a neighbouring rule from torch must NOT pass the parity check, or the check is blind.
 MUTANTS = [
-    pytest.param(
-        OptimConfig("nesterov", Momentum, dict(lr=0.01, momentum=0.9, nesterov=True)),
-        dict(nesterov=False),
-        id="Momentum: nesterov vs heavy ball",
-    ),
-    pytest.param(
-        OptimConfig("dampening", Momentum, dict(lr=0.01, momentum=0.9, dampening=0.5)),
-        dict(dampening=0.45),
-        id="Momentum: dampening 0.5 vs 0.45",
-    ),
-    pytest.param(
-        OptimConfig("centered", RMSProp, dict(lr=0.01, centered=True)),
-        dict(centered=False),
-        id="RMSProp: centered vs not",
-    ),
-    pytest.param(
-        OptimConfig("amsgrad", Adam, dict(lr=0.01, amsgrad=True)),
-        dict(amsgrad=False),
-        id="Adam: amsgrad vs not",
-    ),
-    pytest.param(
-        OptimConfig("eps", Adam, dict(lr=0.01, eps=1e-8)), dict(eps=1e-4), id="Adam: eps 1e-8 vs 1e-4"
-    ),
-    pytest.param(
-        OptimConfig("decoupled", AdamW, dict(lr=0.01, weight_decay=0.1)), "Adam", id="AdamW vs Adam with L2"
-    ),
+    pytest.param(m, id=f"{info.cls.__name__}: {m.desc}") for info in WITH_TORCH for m in info.torch.mutants
 ]
 
 
-@pytest.mark.parametrize("config, change", MUTANTS)
-def test_parity_check_detects_a_different_rule(config, change, fused):
+@pytest.mark.parametrize("mutant", MUTANTS)
+def test_parity_check_detects_a_different_rule(mutant, fused):
+    config = mutant.config
     params = make_params(torch.float32)
     ours = config.build(clone_params(params), fused)
-    if change == "Adam":
-        ref = torch.optim.Adam(clone_params(params), **config.kwargs)
+    if mutant.other is not None:
+        ref = mutant.other(clone_params(params), **config.kwargs)
     else:
-        ref = TORCH_EQUIVALENT[config.cls](clone_params(params), **{**config.kwargs, **change})
+        ref = info_of(config.cls).torch.cls(clone_params(params), **{**config.kwargs, **mutant.change})
     run_lockstep([ours, ref], STEPS)
     assert max(differences(ours, ref).values()) > PARITY_TOL[torch.float32]
 
 
-@pytest.mark.parametrize(
-    "config",
-    params_for(
-        [
-            OptimConfig("heavy ball, weight_decay", Momentum, dict(lr=0.01, momentum=0.9, weight_decay=0.1)),
-            OptimConfig("centered, momentum", RMSProp, dict(lr=0.01, centered=True, momentum=0.5)),
-            OptimConfig("amsgrad, weight_decay", Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
-            OptimConfig("defaults", AdamW, dict(lr=0.01)),
-        ]
-    ),
-)
+@pytest.mark.parametrize("config", params_for(info.torch.mixed_dtypes for info in WITH_TORCH))
 def test_mixed_dtypes_in_one_group(config, fused):
     """fp32 and fp64 params side by side in one param group; each matches torch at its precision."""
     dtypes = [torch.float32, torch.float64, torch.float32, torch.float64, torch.float32]
@@ -113,24 +82,25 @@ def test_mixed_dtypes_in_one_group(config, fused):
         assert worst <= PARITY_TOL[p.dtype], (i, p.dtype, worst)
 
 
-@pytest.mark.parametrize("cls", [Momentum, RMSProp, Adam, AdamW])
+@pytest.mark.parametrize("cls", [info.cls for info in WITH_TORCH])
 def test_tensors_larger_than_a_kernel_chunk(cls, fused):
     """Several tensors of several 16384-element chunks each: per-tensor scalars and chunk offsets."""
     gen = torch.Generator().manual_seed(5)
     params = [torch.randn(n, generator=gen) for n in (3 * 16384 + 5, 7, 16384)]
-    config = OptimConfig("large", cls, dict(lr=0.01, momentum=0.9) if cls is Momentum else dict(lr=0.01))
+    config = OptimConfig("large", info_of(cls).basic, cls=cls)
     ours, ref = _run_pair(config, fused, params, steps=5)
     assert_optimizers_close(ours, ref, PARITY_TOL[torch.float32])
 
 
-@pytest.mark.parametrize(
-    "cls, torch_cls", [(RMSProp, torch.optim.RMSprop), (Adam, torch.optim.Adam), (AdamW, torch.optim.AdamW)]
-)
-def test_defaults_are_torch_defaults(cls, torch_cls):
+@pytest.mark.parametrize("cls", [info.cls for info in WITH_TORCH])
+def test_defaults_are_torch_defaults(cls):
+    """Where a default differs on purpose the entry says so (defaults_differ), and it does differ."""
+    twin = info_of(cls).torch
     ours = cls([torch.zeros(1)]).defaults
-    ref = torch_cls([torch.zeros(1)]).defaults
-    shared = set(ours) & set(ref) - {"fused"}
+    ref = twin.cls([torch.zeros(1)]).defaults
+    shared = set(ours) & set(ref) - {"fused"} - set(twin.defaults_differ)
     assert {k: ours[k] for k in shared} == {k: ref[k] for k in shared}
+    assert all(ours[k] != ref[k] for k in twin.defaults_differ)
 
 
 def test_fused_none_uses_the_kernel_on_cpu():

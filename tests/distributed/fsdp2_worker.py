@@ -16,16 +16,11 @@ from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import Replicate, distribute_tensor
 
 import optimizers
+from tests.optim_db import OPTIM_DB
 
 STEPS, RESUME_AT = 5, 3
-# Each class with hyperparameters that exercise its state, and torch.optim's equivalent (None: none).
-CASES = {
-    "Momentum": (optimizers.Momentum, dict(lr=0.05, momentum=0.9, nesterov=True), torch.optim.SGD),
-    "RMSProp": (optimizers.RMSProp, dict(lr=0.01, centered=True, momentum=0.5), torch.optim.RMSprop),
-    "Adam": (optimizers.Adam, dict(lr=0.01, amsgrad=True), torch.optim.Adam),
-    "AdamW": (optimizers.AdamW, dict(lr=0.01, weight_decay=0.1), torch.optim.AdamW),
-    "DiffGrad": (optimizers.DiffGrad, dict(lr=0.01, weight_decay=0.01), None),
-}
+# Every class of tests/optim_db.py, run with its `fsdp2` hyperparameters (which exercise its state).
+CASES = {info.cls.__name__: info for info in OPTIM_DB}
 
 
 def sharded_model() -> torch.nn.Module:
@@ -98,7 +93,8 @@ def main() -> None:
     out = parser.parse_args().out
     dist.init_process_group("gloo")
     results: dict = {"world_size": dist.get_world_size()}
-    for name, (cls, kwargs, torch_cls) in CASES.items():
+    for name, info in CASES.items():
+        cls, kwargs = info.cls, info.fsdp2
         fused, opt = run(lambda ps, cls=cls, kwargs=kwargs: cls(ps, **kwargs, fused=True))
         local_state_types = {type(v).__name__ for state in opt.state.values() for v in state.values()}
         reference, _ = run(lambda ps, cls=cls, kwargs=kwargs: cls(ps, **kwargs, fused=False))
@@ -111,8 +107,9 @@ def main() -> None:
                 os.path.join(out, f"dcp-{name}"),
             ),
         }
-        if torch_cls is not None:
-            results[name]["torch"], _ = run(lambda ps, c=torch_cls, kwargs=kwargs: c(ps, **kwargs))
+        if info.torch is not None:
+            torch_cls, torch_kwargs = info.torch.cls, info.torch.convert(kwargs)
+            results[name]["torch"], _ = run(lambda ps, c=torch_cls, kwargs=torch_kwargs: c(ps, **kwargs))
     results["mismatch_error"] = placement_mismatch_error()
     if dist.get_rank() == 0:
         torch.save(results, os.path.join(out, "results.pt"))
