@@ -6,7 +6,7 @@ import torch
 
 import optimizers
 from benchmarks import optimizer_specs
-from benchmarks.speed.rules import RULES, TORCH_PEERS, rules_timing
+from benchmarks.speed.rules import PACKAGE_PEERS, RULES, TORCH_PEERS, rules_timing
 
 RULE_LIST = list(RULES.values())
 
@@ -87,3 +87,10 @@ def test_the_readme_headline_groups_the_rules_by_target_peer():
         ("rmsprop", "torch-foreach"),
         ("diffgrad", "pytorch_optimizer"),
     ]
+
+
+def test_peers_of_one_package_agree_on_where_they_run():
+    """cases.left_out_reason knows a package's peer by its name alone (the package)."""
+    for rule in RULE_LIST:
+        for peer in rule.packages:
+            assert peer.cpu_only == PACKAGE_PEERS[peer.package].cpu_only, (rule.name, peer.package)

@@ -68,6 +68,7 @@ class PackagePeer:
     name: str
     options: dict = field(default_factory=dict)  # what the rule needs beyond its hyperparameters
     cpu_only: bool = False
+    rtol: float = 1e-5  # how closely its steps agree with ours (tests/test_speed_bench.py)
 
     @property
     def package(self) -> str:
@@ -190,7 +191,9 @@ RULES: dict[str, SpeedRule] = {
             hyper=dict(lr=1e-3),
             values_moved=9,  # read p, g, m, v, g_prev; write p, m, v, g_prev
             target_peer="pytorch_optimizer",  # torch has no DiffGrad
-            packages=(PackagePeer("pytorch_optimizer", "DiffGrad"),),
+            # pytorch_optimizer's DiffGrad places eps as sqrt(v) + eps (docs/optimizers.md): with the
+            # tests' tiny grads that is a relative difference of a few 1e-4 after a step.
+            packages=(PackagePeer("pytorch_optimizer", "DiffGrad", rtol=1e-3),),
         ),
     ]
 }
