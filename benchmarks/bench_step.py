@@ -8,9 +8,10 @@ workload of thousands of tensors) is skipped with the reason.
 
 import pytest
 
-from benchmarks.speed.cases import IMPLEMENTATIONS, build_case, left_out_reason
+from benchmarks.speed.cases import build_case, left_out_reason
+from benchmarks.speed.rules import RULES
 
-CASES = [(rule, impl) for rule, impls in IMPLEMENTATIONS.items() for impl in impls]
+CASES = [(rule.name, impl) for rule in RULES.values() for impl in rule.implementations]
 
 
 @pytest.mark.parametrize("workload", ["16M", "resnet18", "many-small", "overhead"])

@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _cnn_run_options(group)
 
-    from benchmarks.speed.cases import IMPLEMENTATIONS
+    from benchmarks.speed.rules import RULES
     from benchmarks.speed.shapes import DEFAULT_WORKLOADS, WORKLOADS
 
     defaults = "; ".join(f"on {device}: {' '.join(names)}" for device, names in DEFAULT_WORKLOADS.items())
@@ -255,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--rules",
         nargs="+",
         metavar="RULE",
-        choices=list(IMPLEMENTATIONS),
-        help=f"from {', '.join(IMPLEMENTATIONS)} (default: all)",
+        choices=list(RULES),
+        help=f"from {', '.join(RULES)} (default: all)",
     )
     group.add_argument(
         "--workloads",
@@ -454,8 +454,8 @@ def _cnn_report(cnn, csv: str, out: str, plots: bool) -> list[str]:
 def run_speed_part(args, workloads: list[str] | None = None, rounds: int | None = None) -> list[str]:
     import torch
 
-    from benchmarks.speed.cases import IMPLEMENTATIONS
     from benchmarks.speed.report import write_report, write_speed_csv
+    from benchmarks.speed.rules import RULES
     from benchmarks.speed.run import run_speed
     from benchmarks.speed.shapes import DEFAULT_WORKLOADS
 
@@ -464,7 +464,7 @@ def run_speed_part(args, workloads: list[str] | None = None, rounds: int | None 
     workloads = _pick(workloads, args.quick, DEFAULT_WORKLOADS[device_type], QUICK_SPEED["workloads"])
     dtype = getattr(args, "dtype", "float32")
     df = run_speed(
-        getattr(args, "rules", None) or list(IMPLEMENTATIONS),
+        getattr(args, "rules", None) or list(RULES),
         workloads,
         args.device,
         rounds=_pick(rounds, args.quick, SPEED["rounds"], QUICK_SPEED["rounds"]),
@@ -477,16 +477,6 @@ def run_speed_part(args, workloads: list[str] | None = None, rounds: int | None 
     suffix = "" if dtype == "float32" else f"_{dtype}"
     csv = write_speed_csv(df, out, f"speed_{device_type}{suffix}.csv")
     return [csv, *write_report(csv, out, plots=not args.no_plots)]
-
-
-def _rules_of(optimizer_names: Sequence[str] | None) -> list[str] | None:
-    """The speed benchmark's rules (momentum, rmsprop, ...) of some optimizer specs."""
-    if optimizer_names is None:
-        return None
-    by_class = {"sgd": "momentum", "rmsprop": "rmsprop", "adam": "adam", "adamw": "adamw"}
-    by_class |= {"momentum": "momentum", "diffgrad": "diffgrad"}
-    rules = [by_class.get(spec.cls.__name__.lower()) for spec in optimizer_specs.get(optimizer_names)]
-    return list(dict.fromkeys(r for r in rules if r is not None))
 
 
 def cmd_functions(args) -> list[str]:
@@ -519,7 +509,10 @@ def cmd_all(args) -> list[str]:
         _say(*run_convergence(args, part))
     _say("== cnn")
     _say(*run_cnn_part(args, cnn))
-    args.rules = _rules_of(args.optimizers)
+    if args.optimizers is not None:  # the rules that time them; None: every rule
+        from benchmarks.speed.rules import rules_timing
+
+        args.rules = rules_timing(args.optimizers)
     _say("== speed")
     _say(*run_speed_part(args))
     return _readme(args)

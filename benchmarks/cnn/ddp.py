@@ -25,7 +25,6 @@ from benchmarks.resume import write_csv
 from .budget import budget_for
 from .data import DATASETS, DataFileError, DataNotFoundError, load_dataset
 from .executor import VALIDATION_FRACTION
-from .selection import typical_lr
 from .sweep import row_metadata
 from .train import World, train_run
 
@@ -83,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = budget_for(args.dataset, args.quick, args.epochs)
     batch_size = args.batch_size or budget.batch_size
     spec = optimizer_specs.SPECS[args.optimizer]
-    lr = args.lr if args.lr is not None else typical_lr(spec)
+    lr = args.lr if args.lr is not None else spec.cnn_lr
     try:
         data = load_dataset(args.dataset, args.data_dir).subset(budget.max_train, budget.max_test)
     except (DataNotFoundError, DataFileError) as e:

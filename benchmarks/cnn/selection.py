@@ -12,21 +12,12 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-import torch
 
 from benchmarks.optimizer_specs import OptimizerSpec
-from optimizers import Momentum
 
 STEPS_PER_DECADE = 8
 """Every lr tried is 10**(k/8) rounded to 3 digits: the grid is every 4th point of this lattice, an
 extension adds 4 more, a refinement halves the gap to a neighbour (a quarter, then an eighth decade)."""
-
-
-def typical_lr(spec: OptimizerSpec) -> float:
-    """The centre of an optimizer's grid: where such rules usually work for a small CNN."""
-    if issubclass(spec.cls, (Momentum, torch.optim.SGD)):
-        return 0.1 if spec.hyper.get("momentum", 0.0) == 0 else 0.0316
-    return 0.00316  # RMSProp and the Adam family
 
 
 def _lr(k: int) -> float:
@@ -38,9 +29,9 @@ def _step(lr: float) -> int:
 
 
 def lr_grid(spec: OptimizerSpec, points: int = 5) -> list[float]:
-    """`points` lrs half a decade apart (1e-3, 3.16e-3, 1e-2, ...) centred on typical_lr."""
+    """`points` lrs half a decade apart (1e-3, 3.16e-3, 1e-2, ...) centred on the spec's cnn_lr."""
     half = STEPS_PER_DECADE // 2
-    first = _step(typical_lr(spec)) - half * ((points - 1) // 2)
+    first = _step(spec.cnn_lr) - half * ((points - 1) // 2)
     return [_lr(first + half * k) for k in range(points)]
 
 

@@ -23,8 +23,9 @@ import pandas as pd
 import torch
 
 from benchmarks.speed import bandwidth, timing
-from benchmarks.speed.cases import IMPLEMENTATIONS, MASTER_WEIGHTS
+from benchmarks.speed.cases import MASTER_WEIGHTS
 from benchmarks.speed.report import write_report
+from benchmarks.speed.rules import RULES
 from benchmarks.speed.run import run_speed
 
 PEERS = ["ours", "torch-fused", "torch-foreach"]
@@ -32,8 +33,9 @@ PEERS = ["ours", "torch-fused", "torch-foreach"]
 WORKLOADS = ["resnet50", "1M", "16M", "64M", "256M"]
 COPY_NUMEL = 1 << 28  # fp32 elements: 1 GiB, far beyond the L2 cache
 # bf16 params: ours, ours with fp32 master weights, and torch's fused and foreach (for the rules
-# torch fuses; bytes per element: 2 per value, or 4 for the master and the state with master weights).
-BF16_RULES = ["momentum", "adam", "adamw"]
+# torch fuses, variants aside; bytes per element: 2 per value, or 4 for the master and the state with
+# master weights).
+BF16_RULES = [rule.name for rule in RULES.values() if rule.torch_fused and not rule.variant]
 BF16_WORKLOADS = ["resnet50", "64M"]
 
 
@@ -89,9 +91,9 @@ def measure_table(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", nargs="+", default=["results/gpu"], help="folders the CSV and report go to")
-    parser.add_argument("--rules", nargs="+", default=list(IMPLEMENTATIONS), choices=list(IMPLEMENTATIONS))
+    parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
     parser.add_argument("--workloads", nargs="+", default=WORKLOADS)
-    parser.add_argument("--bf16-rules", nargs="+", default=BF16_RULES, choices=list(IMPLEMENTATIONS))
+    parser.add_argument("--bf16-rules", nargs="+", default=BF16_RULES, choices=list(RULES))
     parser.add_argument("--bf16-workloads", nargs="+", default=BF16_WORKLOADS, help="none: no bf16 table")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--per-round", type=int, default=5)

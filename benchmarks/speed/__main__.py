@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 
-from .cases import IMPLEMENTATIONS
 from .report import write_report, write_speed_csv
+from .rules import RULES
 from .run import run_speed
 from .shapes import DEFAULT_WORKLOADS, WORKLOADS
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__)
-    parser.add_argument("--rules", nargs="+", default=list(IMPLEMENTATIONS), choices=list(IMPLEMENTATIONS))
+    parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS))
     parser.add_argument("--device", default="cpu")
     parser.add_argument(

@@ -25,18 +25,8 @@ from benchmarks.resume import UnitStore
 
 from . import bandwidth, intervals, timing
 from .cases import build_case, implementations_of, is_ours, left_out_reason, make_grads
+from .rules import RULES
 from .shapes import WORKLOADS, numel
-
-PEERS_OF_NOTE = {
-    "momentum": "torch-fused",
-    "adam": "torch-fused",
-    "adamw": "torch-fused",
-    "adam-amsgrad": "torch-fused",
-    "rmsprop": "torch-foreach",
-    "diffgrad": "pytorch_optimizer",
-}
-"""The peer each rule's target is stated against (issue: >= 1x torch fused, >= 4x foreach RMSprop,
->= 5x pytorch_optimizer's DiffGrad)."""
 
 
 def measure_workload(
@@ -117,8 +107,8 @@ def speedup_of(ours: pd.Series, peer: pd.Series) -> intervals.Ratio:
 
 def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
     """On ours' row of each measurement: speedup_vs_best_peer (the fastest peer's median time over
-    ours; that peer in best_peer) and speedup_vs_target_peer (PEERS_OF_NOTE), each with _lo and _hi,
-    the bounds of its 95% bootstrap interval."""
+    ours; that peer in best_peer) and speedup_vs_target_peer (the rule's target_peer), each with _lo
+    and _hi, the bounds of its 95% bootstrap interval."""
     df = df.copy()
     for name in ("speedup_vs_best_peer", "speedup_vs_target_peer"):
         for suffix in ("", "_lo", "_hi"):
@@ -132,7 +122,7 @@ def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
         mine, index = ours.iloc[0], ours.index[0]
         best = peers.loc[peers.ms_median.idxmin()]
         df.loc[index, "best_peer"] = best.implementation
-        targets = peers[peers.implementation == PEERS_OF_NOTE.get(rule)]
+        targets = peers[peers.implementation == (RULES[rule].target_peer if rule in RULES else None)]
         for name, peer in (("speedup_vs_best_peer", best), ("speedup_vs_target_peer", targets)):
             if isinstance(peer, pd.DataFrame):
                 if peer.empty:
