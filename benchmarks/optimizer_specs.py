@@ -43,6 +43,7 @@ class OptimizerSpec:
 ADAM_SEARCH = (LR, BETA1, BETA2)
 ADAMW_SEARCH = (LR, BETA1, BETA2, WEIGHT_DECAY)  # decoupled decay, 0 included
 SGD_CNN_LR, MOMENTUM_CNN_LR = 0.1, 0.0316  # the CNN grid centres of plain and momentum SGD
+ADAGRAD_CNN_LR = 0.0316  # its steps shrink as the sum of squares grows: larger lrs than Adam's
 
 SPECS: dict[str, OptimizerSpec] = {
     s.name: s
@@ -89,6 +90,11 @@ SPECS: dict[str, OptimizerSpec] = {
         OptimizerSpec(
             "DiffGrad", optimizers.DiffGrad, 1e-3, {}, "Adam with diffGrad friction", search=ADAM_SEARCH
         ),
+        OptimizerSpec("AdaGrad", optimizers.Adagrad, 1e-2, {}, "sum of squared grads", cnn_lr=ADAGRAD_CNN_LR),
+        OptimizerSpec("RAdam", optimizers.RAdam, 1e-3, {}, "rectified Adam", search=ADAM_SEARCH),
+        OptimizerSpec(
+            "AdaBelief", optimizers.AdaBelief, 1e-3, {}, "Adam with belief in the grad", search=ADAM_SEARCH
+        ),
         # torch.optim counterparts (same rules; for cross-checking, not in the default set)
         OptimizerSpec("torch SGD", torch.optim.SGD, 1e-3, {"momentum": 0.0}, ours=False, cnn_lr=SGD_CNN_LR),
         OptimizerSpec(
@@ -112,6 +118,8 @@ SPECS: dict[str, OptimizerSpec] = {
         OptimizerSpec("torch RMSprop", torch.optim.RMSprop, 1e-2, {}, ours=False, search=(LR, ALPHA)),
         OptimizerSpec("torch Adam", torch.optim.Adam, 1e-3, {}, ours=False, search=ADAM_SEARCH),
         OptimizerSpec("torch AdamW", torch.optim.AdamW, 1e-3, {}, ours=False, search=ADAMW_SEARCH),
+        OptimizerSpec("torch Adagrad", torch.optim.Adagrad, 1e-2, {}, ours=False, cnn_lr=ADAGRAD_CNN_LR),
+        OptimizerSpec("torch RAdam", torch.optim.RAdam, 1e-3, {}, ours=False, search=ADAM_SEARCH),
     ]
 }
 

@@ -57,7 +57,7 @@ struct OpCall {
   void bump_versions() const;
 
   // The params, grads, states and model params (empty without master
-  // weights), in the order of op_lists.h, as the backends' loops take them.
+  // weights), in their rule's order (rules.h), as the backends' loops take them.
   template <size_t N>
   std::array<std::vector<at::Tensor>, N> lists() const {
     TORCH_INTERNAL_ASSERT(states.size() + 3 == N, op, ": ", N, " lists for ", states.size(), " states");

@@ -9,7 +9,9 @@
 // caller, which rounds once for low-precision params.
 //
 // The rules are those of shared/docs/optimizers.md; torch.optim is matched where
-// it has the same rule.
+// it has the same rule. Each rule's section also names its operator's tensor
+// lists (adam_list::kExpAvg, ...) in the order of its schema (ops.cpp), which
+// its element op indexes on both backends (x[kExpAvg]); see op_lists.h.
 #pragma once
 
 // Always inlined: a rule left as a call in an element loop keeps the loop from
@@ -89,6 +91,10 @@ OPT_HD T lerp(T a, T b, const LerpCoeffs<T>& c) {
 }
 
 // ---------------------------------------------------------------- Momentum
+namespace momentum_list {
+enum : int { kParam, kGrad, kBuffer, kModelParam, kCount };
+}
+
 // torch.optim.SGD semantics. Without momentum it is plain gradient descent and
 // `buf` is not touched; on the first step buf = g, undampened, as torch does.
 // The flags are compile-time: run-time selects on them keep GCC from
@@ -119,6 +125,10 @@ OPT_HD void momentum_update(T& p, T g, T& buf, const MomentumCoeffs<T>& c) {
 }
 
 // ---------------------------------------------------------------- RMSProp
+namespace rmsprop_list {
+enum : int { kParam, kGrad, kSquareAvg, kGradAvg, kBuffer, kModelParam, kCount };
+}
+
 // torch.optim.RMSprop semantics. grad_avg is used only when centered, buf only
 // when momentum > 0.
 template <typename T>
@@ -176,6 +186,10 @@ OPT_HD AdamStepScalars adam_step_scalars(double lr, double beta1, double beta2, 
 }
 
 // ---------------------------------------------------------------- Adam / AdamW
+namespace adam_list {
+enum : int { kParam, kGrad, kExpAvg, kExpAvgSq, kMaxExpAvgSq, kModelParam, kCount };
+}
+
 // One rule for Adam and AdamW, with or without bias correction:
 //   p = p * decay                      (AdamW: 1 - lr*wd; otherwise 1)
 //   p = p - step_size * m / (sqrt(v) * inv_bc2_sqrt + eps)
@@ -238,6 +252,10 @@ OPT_HD void adam_update(T& p, T g, T& m, T& v, T& v_max, const AdamCoeffs<T>& c)
 }
 
 // ---------------------------------------------------------------- diffGrad
+namespace diffgrad_list {
+enum : int { kParam, kGrad, kExpAvg, kExpAvgSq, kPreviousGrad, kModelParam, kCount };
+}
+
 // Adam (with bias correction, no amsgrad, no decoupled decay) whose step is
 // scaled per element by the friction xi = sigmoid(|g_prev - g|). The step is
 // step_size * xi * m / denom, computed as step_size * m / ((1 + exp(-|dg|)) * denom):
@@ -257,6 +275,10 @@ OPT_HD void diffgrad_update(T& p, T g, T& m, T& v, T& g_prev, const AdamCoeffs<T
 }
 
 // ---------------------------------------------------------------- AdaGrad
+namespace adagrad_list {
+enum : int { kParam, kGrad, kSum, kModelParam, kCount };
+}
+
 // torch.optim.Adagrad semantics: the lr decays with the step count, and the
 // sum of squared grads only grows.
 template <typename T>
@@ -280,6 +302,10 @@ OPT_HD void adagrad_update(T& p, T g, T& sum, const AdagradCoeffs<T>& c) {
 }
 
 // ---------------------------------------------------------------- RAdam
+namespace radam_list {
+enum : int { kParam, kGrad, kExpAvg, kExpAvgSq, kModelParam, kCount };
+}
+
 // torch.optim.RAdam semantics. Adam's moments; while the variance of the
 // adaptive lr is intractable (rho_t <= 5, the first steps) the step is the
 // bias-corrected momentum alone. One step size per tensor, from its step count:
@@ -336,6 +362,10 @@ OPT_HD void radam_update(T& p, T g, T& m, T& v, const RAdamCoeffs<T>& c) {
 }
 
 // ---------------------------------------------------------------- AdaBelief
+namespace adabelief_list {
+enum : int { kParam, kGrad, kExpAvg, kExpAvgVar, kMaxExpAvgVar, kModelParam, kCount };
+}
+
 // The authors' adabelief-pytorch 0.2 with rectify=False: Adam whose second
 // moment is the variance of g around its moving average m (the updated one),
 // with eps added into the state at every step. Adam's coefficients

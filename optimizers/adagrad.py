@@ -26,7 +26,7 @@ class Adagrad(FusedOptimizer):
         maximize: maximize the objective instead of minimizing.
         fused, master_weights: see :class:`optimizers.Momentum`.
 
-    State: ``step``, ``sum``.
+    State: ``step``, ``sum``, made for every param at construction, as ``torch.optim.Adagrad`` does.
     Paper: https://jmlr.org/papers/v12/duchi11a.html
     """
 
@@ -54,6 +54,11 @@ class Adagrad(FusedOptimizer):
             maximize=maximize,
         )
         super().__init__(params, defaults, fused, master_weights)
+        # torch.optim.Adagrad makes every param's state here, not at its first step, and its step()
+        # reads the state of any param with a grad: a checkpoint of ours must carry it too.
+        for group in self.param_groups:
+            for p in group["params"]:
+                self._prepare_state(group, p, self.state[p])
 
     @staticmethod
     def _validate_hyperparameters(group):

@@ -10,8 +10,10 @@ rule). Configs are written without their class: the entry fills it in.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
+import io
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,8 +23,8 @@ import torch
 from hypothesis import strategies as st
 from torch import Tensor
 
-from optimizers import Adam, AdamW, DiffGrad, Momentum, RMSProp
-from tests.oracles import AdamOracle, AdamWOracle, DiffGradOracle
+from optimizers import AdaBelief, Adagrad, Adam, AdamW, DiffGrad, Momentum, RAdam, RMSProp
+from tests.oracles import AdaBeliefOracle, AdamOracle, AdamWOracle, DiffGradOracle
 
 
 # -- the pieces of an entry -------------------------------------------------------------------------
@@ -690,7 +692,252 @@ DIFFGRAD = OptimizerInfo(
     ),
 )
 
-OPTIM_DB: list[OptimizerInfo] = [MOMENTUM, RMSPROP, ADAM, ADAMW, DIFFGRAD]
+ADAGRAD = OptimizerInfo(
+    cls=Adagrad,
+    torch=TorchInfo(
+        cls=torch.optim.Adagrad,
+        mutants=[
+            Mutant(
+                "lr_decay 0.01 vs 0",
+                OptimConfig("lr_decay", dict(lr=0.05, lr_decay=0.01)),
+                dict(lr_decay=0.0),
+            ),
+            Mutant(
+                "initial_accumulator_value 0.1 vs 0.2",
+                OptimConfig("initial_accumulator_value", dict(lr=0.05, initial_accumulator_value=0.1)),
+                dict(initial_accumulator_value=0.2),
+            ),
+        ],
+        mixed_dtypes=OptimConfig("lr_decay, weight_decay", dict(lr=0.05, lr_decay=0.01, weight_decay=0.1)),
+        inf_grad={},
+        after_model_double=dict(lr=0.05),
+        checkpoint_interchange=True,
+        checkpoints=[
+            OptimConfig(
+                "lr_decay, initial_accumulator_value",
+                dict(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1),
+            )
+        ],
+    ),
+    oracle=None,
+    state={"step": State("counts"), "sum": State("stays")},
+    supports_amp=True,
+    supports_master_weights=True,
+    parity=[
+        OptimConfig("defaults", dict(lr=0.05), group1=dict(lr=0.01)),
+        OptimConfig(
+            "lr_decay, weight_decay",
+            dict(lr=0.05, lr_decay=0.01, weight_decay=0.1),
+            group1=dict(weight_decay=0.0),
+        ),
+        OptimConfig(
+            "initial_accumulator_value, eps 1e-6, maximize, tensor lr",
+            dict(lr=0.05, initial_accumulator_value=0.1, eps=1e-6, maximize=True),
+            group1=dict(lr=0.02, lr_decay=0.1),
+            tensor_lr=True,
+        ),
+    ],
+    representatives=("lr_decay, weight_decay",),
+    low_precision=[OptimConfig("lr_decay", dict(lr=0.05, lr_decay=0.01))],
+    amp=[OptimConfig("weight_decay, maximize", dict(lr=0.05, weight_decay=0.1, maximize=True))],
+    checkpoints=[
+        OptimConfig("lr_decay, tensor lr", dict(lr=0.05, lr_decay=0.01), group1=dict(lr=0.02), tensor_lr=True)
+    ],
+    step_plan=[OptimConfig("defaults", dict(lr=5e-2))],
+    basic=dict(lr=0.05),
+    fsdp2=dict(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1),
+    hyperparameters=st.fixed_dictionaries(
+        dict(
+            common,
+            lr_decay=st.sampled_from([0.0, 0.01, 0.5]),
+            initial_accumulator_value=st.sampled_from([0.0, 0.1, 1.0]),
+            eps=st.sampled_from([1e-10, 1e-6, 1e-3]),
+        )
+    ),
+    invalid=[
+        ErrorInput(dict(lr=-0.01), "Invalid learning rate: -0.01"),
+        ErrorInput(dict(lr_decay=-0.1), "Invalid lr_decay: -0.1"),
+        ErrorInput(dict(lr_decay=NAN), "Invalid lr_decay: nan"),
+        ErrorInput(dict(initial_accumulator_value=-1.0), "Invalid initial_accumulator_value: -1.0"),
+        ErrorInput(dict(eps=NAN), "Invalid eps: nan"),
+        ErrorInput(dict(weight_decay=-0.5), "Invalid weight_decay: -0.5"),
+        ErrorInput(dict(maximize=0), "Invalid maximize: 0"),
+    ],
+    invalid_in_group=[ErrorInput({"lr_decay": -1.0}, "lr_decay"), ErrorInput({"eps": NAN}, "eps")],
+    oracle_checks=[],
+    op_call=OperatorCall(
+        dict(lr=0.01, lr_decay=0.01, weight_decay=0.0, eps=1e-10, maximize=False),
+        values={"state_sums": _positive},
+    ),
+)
+
+RADAM = OptimizerInfo(
+    cls=RAdam,
+    torch=TorchInfo(
+        cls=torch.optim.RAdam,
+        mutants=[
+            Mutant(
+                "decoupled vs L2 decay",
+                OptimConfig("decoupled", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+                dict(decoupled_weight_decay=False),
+            ),
+            Mutant("vs Adam", OptimConfig("defaults", dict(lr=0.01)), other=torch.optim.Adam),
+        ],
+        mixed_dtypes=OptimConfig("weight_decay", dict(lr=0.01, weight_decay=0.1)),
+        inf_grad={},
+        after_model_double=None,  # torch.optim.RAdam raises on float64 params with float32 state
+        checkpoint_interchange=True,
+        checkpoints=[
+            OptimConfig(
+                "decoupled weight_decay", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)
+            )
+        ],
+    ),
+    oracle=None,
+    state={"step": State("counts"), "exp_avg": State("decays"), "exp_avg_sq": State("decays")},
+    supports_amp=True,
+    supports_master_weights=True,
+    parity=[
+        OptimConfig("defaults", dict(lr=0.01), group1=dict(lr=0.002)),
+        OptimConfig("weight_decay (L2)", dict(lr=0.01, weight_decay=0.1), group1=dict(weight_decay=0.0)),
+        OptimConfig(
+            "decoupled weight_decay",
+            dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
+            group1=dict(decoupled_weight_decay=False),
+        ),
+        OptimConfig(
+            "maximize, betas (0.5, 0.9), eps 1e-6, tensor lr",
+            dict(lr=0.01, betas=(0.5, 0.9), eps=1e-6, maximize=True),
+            group1=dict(lr=0.003, betas=(0.9, 0.99)),
+            tensor_lr=True,
+        ),
+    ],
+    representatives=("weight_decay (L2)",),
+    low_precision=[
+        OptimConfig("decoupled weight_decay", dict(lr=0.02, weight_decay=0.01, decoupled_weight_decay=True))
+    ],
+    amp=[OptimConfig("weight_decay, maximize", dict(lr=0.01, weight_decay=0.1, maximize=True))],
+    checkpoints=[OptimConfig("weight_decay", dict(lr=0.01, weight_decay=0.01), group1=dict(lr=0.001))],
+    step_plan=[OptimConfig("defaults", dict(lr=1e-2))],
+    basic=dict(lr=0.01),
+    fsdp2=dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True),
+    hyperparameters=st.fixed_dictionaries(dict(adam_like, decoupled_weight_decay=st.booleans())),
+    invalid=[
+        ErrorInput(dict(lr=NAN), "Invalid learning rate: nan"),
+        ErrorInput(dict(betas=(0.9, 1.0)), "Invalid beta2 (betas[1]): 1.0"),
+        ErrorInput(dict(eps=-1e-8), "Invalid eps: -1e-08"),
+        ErrorInput(dict(weight_decay=-0.01), "Invalid weight_decay: -0.01"),
+        ErrorInput(dict(decoupled_weight_decay="yes"), "Invalid decoupled_weight_decay: 'yes'"),
+    ],
+    invalid_in_group=[ErrorInput({"betas": (1.0, 0.999)}, "beta1")],
+    oracle_checks=[],
+    op_call=OperatorCall(
+        dict(
+            lr=1e-3,
+            beta1=0.9,
+            beta2=0.999,
+            eps=1e-8,
+            weight_decay=0.0,
+            decoupled_weight_decay=False,
+            maximize=False,
+        ),
+        values={"exp_avg_sqs": _positive},
+    ),
+)
+
+
+def _authors_adabelief(params, **kwargs):
+    """The authors' adabelief-pytorch with rectify=False (the rule docs/optimizers.md writes out)."""
+    adabelief_pytorch = pytest.importorskip("adabelief_pytorch")
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints its change log
+        return adabelief_pytorch.AdaBelief(params, rectify=False, print_change_log=False, **kwargs)
+
+
+ADABELIEF = OptimizerInfo(
+    cls=AdaBelief,
+    torch=None,
+    oracle=AdaBeliefOracle,
+    state={
+        "step": State("counts"),
+        "exp_avg": State("decays"),
+        "exp_avg_var": State("moves"),  # eps is added, and m moves it, also with a zero grad
+        "max_exp_avg_var": State("moves", when=_has("amsgrad")),
+    },
+    supports_amp=True,
+    supports_master_weights=True,
+    parity=[
+        OptimConfig("defaults (eps 1e-16)", dict(lr=0.01), group1=dict(lr=0.002)),
+        OptimConfig("amsgrad, eps 1e-8", dict(lr=0.01, amsgrad=True, eps=1e-8), group1=dict(amsgrad=False)),
+        OptimConfig(
+            "weight_decay decoupled and L2",
+            dict(lr=0.01, weight_decay=0.1),
+            group1=dict(decoupled_weight_decay=False),
+        ),
+        OptimConfig(
+            "maximize, betas (0.5, 0.9), tensor lr",
+            dict(lr=0.01, betas=(0.5, 0.9), maximize=True),
+            group1=dict(lr=0.003),
+            tensor_lr=True,
+        ),
+    ],
+    representatives=("weight_decay decoupled and L2",),
+    low_precision=[OptimConfig("amsgrad, eps 1e-8", dict(lr=0.02, amsgrad=True, eps=1e-8))],
+    amp=[
+        OptimConfig(
+            "weight_decay (L2), maximize",
+            dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=False, maximize=True),
+        )
+    ],
+    checkpoints=[OptimConfig("amsgrad", dict(lr=0.01, amsgrad=True), group1=dict(lr=0.001))],
+    step_plan=[OptimConfig("defaults", dict(lr=1e-2))],
+    basic=dict(lr=0.01),
+    fsdp2=dict(lr=0.01, amsgrad=True, weight_decay=0.01),
+    hyperparameters=st.fixed_dictionaries(
+        dict(
+            adam_like,
+            eps=st.sampled_from([1e-16, 1e-8, 1e-6]),
+            amsgrad=st.booleans(),
+            decoupled_weight_decay=st.booleans(),
+        )
+    ),
+    invalid=[
+        ErrorInput(dict(lr=-1.0), "Invalid learning rate: -1.0"),
+        ErrorInput(dict(eps=NAN), "Invalid eps: nan"),
+        ErrorInput(dict(betas=(0.9, -0.1)), "Invalid beta2 (betas[1]): -0.1"),
+        ErrorInput(dict(amsgrad=None), "Invalid amsgrad: None"),
+        ErrorInput(dict(decoupled_weight_decay=1), "Invalid decoupled_weight_decay: 1"),
+    ],
+    invalid_in_group=[ErrorInput({"weight_decay": -0.1}, "weight_decay")],
+    oracle_checks=[
+        OracleCheck(
+            "as adabelief-pytorch, amsgrad, decoupled decay",
+            dict(amsgrad=True, weight_decay=0.1),
+            _authors_adabelief,
+            reference_kwargs=dict(amsgrad=True, weight_decay=0.1),
+        ),
+        OracleCheck(
+            "as adabelief-pytorch, L2 decay, eps 1e-8",
+            dict(weight_decay=0.1, decoupled_weight_decay=False, eps=1e-8),
+            _authors_adabelief,
+            reference_kwargs=dict(weight_decay=0.1, weight_decouple=False, eps=1e-8),
+        ),
+    ],
+    op_call=OperatorCall(
+        dict(
+            lr=1e-3,
+            beta1=0.9,
+            beta2=0.999,
+            eps=1e-16,
+            weight_decay=0.0,
+            decoupled_weight_decay=True,
+            amsgrad=True,
+            maximize=False,
+        ),
+        values={"exp_avg_vars": _positive, "max_exp_avg_vars": _positive},
+    ),
+)
+
+OPTIM_DB: list[OptimizerInfo] = [MOMENTUM, RMSPROP, ADAM, ADAMW, DIFFGRAD, ADAGRAD, RADAM, ADABELIEF]
 
 
 # -- what the tests read -----------------------------------------------------------------------------

@@ -20,9 +20,14 @@ class _RuleOptimizer(torch.optim.Optimizer):
         g = p.grad.to(p.dtype)
         if group["maximize"]:
             g = -g
-        if group["weight_decay"] > 0 and not group.get("decoupled", False):
+        if group["weight_decay"] > 0 and not self._decoupled(group):
             g = g + group["weight_decay"] * p
         return g
+
+    @staticmethod
+    def _decoupled(group) -> bool:
+        """True when the group's weight decay is decoupled (applied to p, not added to g)."""
+        return group.get("decoupled", False)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -164,3 +169,57 @@ class DiffGradOracle(_RuleOptimizer):
         bc2 = 1 - beta2**t
         p.copy_(p - (lr / bc1) * xi * m / (torch.sqrt(v) / math.sqrt(bc2) + eps))
         state["previous_grad"].copy_(g)
+
+
+class AdaBeliefOracle(_RuleOptimizer):
+    """AdaBelief as docs/optimizers.md writes it (the authors' code with rectify=False): Adam whose
+    second moment is the variance of g around the updated m, with eps added into it at every step."""
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-16,
+        weight_decay=0.0,
+        amsgrad=False,
+        *,
+        decoupled_weight_decay=True,
+        maximize=False,
+    ):
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay,
+        )
+        super().__init__(params, defaults)
+
+    @staticmethod
+    def _decoupled(group) -> bool:
+        return group["decoupled_weight_decay"]
+
+    def _init_state(self, group, p, state):
+        state["exp_avg"] = torch.zeros_like(p)
+        state["exp_avg_var"] = torch.zeros_like(p)
+        if group["amsgrad"]:
+            state["max_exp_avg_var"] = torch.zeros_like(p)
+
+    def _rule(self, group, lr, p, g, state, t):
+        beta1, beta2 = group["betas"]
+        eps = group["eps"]
+        if group["decoupled_weight_decay"]:
+            p.copy_(p * (1 - lr * group["weight_decay"]))
+        m = beta1 * state["exp_avg"] + (1 - beta1) * g
+        s = beta2 * state["exp_avg_var"] + (1 - beta2) * (g - m) ** 2 + eps
+        state["exp_avg"].copy_(m)
+        state["exp_avg_var"].copy_(s)
+        if group["amsgrad"]:
+            s = torch.maximum(state["max_exp_avg_var"], s)
+            state["max_exp_avg_var"].copy_(s)
+        bc1 = 1 - beta1**t
+        bc2 = 1 - beta2**t
+        p.copy_(p - (lr / bc1) * m / (torch.sqrt(s) / math.sqrt(bc2) + eps))

@@ -10,8 +10,8 @@ import pathlib
 import re
 import shutil
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 import sysconfig
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch.utils.cpp_extension
@@ -24,9 +24,11 @@ GXX = shutil.which("g++")
 
 
 def _is_gcc() -> bool:
-    return GXX is not None and "Free Software Foundation" in subprocess.run(
-        [GXX, "--version"], capture_output=True, text=True
-    ).stdout
+    return (
+        GXX is not None
+        and "Free Software Foundation"
+        in subprocess.run([GXX, "--version"], capture_output=True, text=True).stdout
+    )
 
 
 pytestmark = pytest.mark.skipif(not _is_gcc(), reason="needs GCC (its -fopt-info report)")

@@ -17,9 +17,11 @@ The implementations of a rule, in the order of its rows:
   - bitsandbytes: bitsandbytes' 32-bit optimizers (momentum SGD, RMSprop, Adam, AdamW). Its CPU
     backend is a sequence of torch ops per tensor, not a fused kernel; its 8-bit optimizers change
     the rule (quantized state) and are not compared.
-  - pytorch_optimizer: pytorch_optimizer's DiffGrad. Under torch.compile its step recompiles at every
-    step (the step count is a Python int of the param group, which the compiled code guards on),
-    so after Dynamo's recompile limit it runs eagerly: there is no compiled DiffGrad peer.
+  - adabelief_pytorch: the AdaBelief authors' package (rectify=False, the rule we implement).
+  - pytorch_optimizer: pytorch_optimizer's DiffGrad and AdaBelief. Under torch.compile its DiffGrad
+    recompiles at every step (the step count is a Python int of the param group, which the compiled
+    code guards on), so after Dynamo's recompile limit it runs eagerly: there is no compiled DiffGrad
+    peer.
 
 Tried and left out: intel-extension-for-pytorch (its releases are built for one torch version
 each; none for this torch), torchao's low-bit optimizers (CUDA, and a different rule), apex (its
@@ -75,9 +77,9 @@ class PackagePeer:
         return self.module.partition(".")[0]
 
     def build(self, params: list[torch.Tensor], **hyper) -> torch.optim.Optimizer:
-        with _quiet():
+        with _quiet():  # adabelief_pytorch also prints from its constructor
             module = importlib.import_module(self.module)
-        return getattr(module, self.name)(params, **hyper, **self.options)
+            return getattr(module, self.name)(params, **hyper, **self.options)
 
 
 def bitsandbytes(name: str) -> PackagePeer:
@@ -194,6 +196,41 @@ RULES: dict[str, SpeedRule] = {
             # pytorch_optimizer's DiffGrad places eps as sqrt(v) + eps (docs/optimizers.md): with the
             # tests' tiny grads that is a relative difference of a few 1e-4 after a step.
             packages=(PackagePeer("pytorch_optimizer", "DiffGrad", rtol=1e-3),),
+        ),
+        SpeedRule(
+            "adagrad",
+            spec="AdaGrad",
+            hyper=dict(lr=1e-2),
+            values_moved=5,  # read p, g, sum; write p, sum
+            target_peer="torch-fused",
+            torch_class=torch.optim.Adagrad,
+            torch_fused=True,
+        ),
+        SpeedRule(
+            "radam",
+            spec="RAdam",
+            hyper=dict(lr=1e-3),
+            values_moved=7,  # read p, g, m, v; write p, m, v
+            target_peer="torch-foreach",  # torch has no fused RAdam
+            torch_class=torch.optim.RAdam,
+        ),
+        SpeedRule(
+            "adabelief",
+            spec="AdaBelief",
+            hyper=dict(lr=1e-3),  # eps 1e-16, the authors' default, in ours and both peers
+            values_moved=7,  # read p, g, m, s; write p, m, s
+            target_peer="adabelief_pytorch",  # torch has no AdaBelief
+            packages=(
+                # The authors' code; in float32 its steps differ from ours by rounding that the tiny
+                # belief s amplifies (tests/test_oracle_rules.py): up to a few 1e-3 after 100 steps.
+                PackagePeer(
+                    "adabelief_pytorch",
+                    "AdaBelief",
+                    {"rectify": False, "print_change_log": False},
+                    rtol=1e-2,
+                ),
+                PackagePeer("pytorch_optimizer", "AdaBelief", rtol=1e-2),  # rectify=False by default
+            ),
         ),
     ]
 }

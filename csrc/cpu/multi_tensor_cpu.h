@@ -5,7 +5,7 @@
 // A rule's kernel (fused_cpu.cpp) calls multi_tensor_apply(args, f); f(i,
 // chunk) is called once per chunk of param i, makes the rule's coefficients,
 // and calls chunk.update<kRead, kWrite>(op), where op(x) updates one element
-// given x[k], the element of list k in the opmath type (op_lists.h names the
+// given x[k], the element of list k in the opmath type (rules.h names the
 // lists): the same element op as the rule's CUDA functor.
 //
 // The compiler vectorizes the element loop: on float and double arrays, and on
@@ -63,7 +63,7 @@ constexpr int64_t kStageElements = 512;
 #endif
 
 // lists[k][i] is list k's tensor of param i, in the operator's order
-// (op_lists.h): the params, the grads, the states, and last the model params,
+// (rules.h): the params, the grads, the states, and last the model params,
 // empty without master weights (then `params` are their float32 masters, and
 // the model params receive the masters' new values, rounded). An empty list is
 // unused. Lists flagged in `mutated` are copied back when a tensor had to be

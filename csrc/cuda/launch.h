@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "../op_lists.h"
+#include "../rules.h"
 
 namespace fused_optim::cuda {
 
@@ -57,7 +58,7 @@ struct CommonArgs {
   bool unscale_grads = false;  // AMP: leave the grads unscaled in place after the update
 };
 
-// The lists of each operator are named in op_lists.h (TensorPtrs::data holds
+// The lists of each operator are named in rules.h (TensorPtrs::data holds
 // them in that order, the model params last).
 
 struct MomentumArgs {
