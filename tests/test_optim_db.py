@@ -3,6 +3,7 @@ complete and true to its class, so that no optimizer can be left out of a check 
 
 from __future__ import annotations
 
+import pathlib
 import types
 
 import pytest
@@ -119,3 +120,35 @@ def test_declared_state_is_the_state_held(config):
         for p, q in zip(group["params"], ref_group["params"], strict=True):
             assert _state_keys(ours, p) == declared
             assert _state_keys(ref, q) == declared
+
+
+# -- the places outside tests/ that every optimizer needs ----------------------------------------------
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_every_optimizer_is_benchmarked():
+    """Each exported class is the class of one of our OptimizerSpecs, which every benchmark runs."""
+    from benchmarks import optimizer_specs
+
+    ours = {spec.cls for spec in optimizer_specs.SPECS.values() if spec.ours}
+    assert exported_optimizers(optimizers) <= ours
+
+
+def test_every_optimizer_is_documented():
+    """Each exported class has a row in the README's API table and a section in docs/optimizers.md."""
+    readme = (ROOT / "README.md").read_text()
+    headings = [line.lower() for line in (ROOT / "docs" / "optimizers.md").read_text().splitlines()]
+    headings = [line for line in headings if line.startswith("## ")]
+    for cls in exported_optimizers(optimizers):
+        assert f"| `{cls.__name__}` |" in readme, cls
+        assert any(line.startswith(f"## {cls.__name__.lower()} ") for line in headings), cls
+
+
+@pytest.mark.parametrize("op", sorted(optimizers._extension.OPERATORS))
+def test_every_operator_has_its_kernels_and_their_checks(op):
+    """csrc/cpu/<rule>.cpp and csrc/cuda/<rule>.cu, and the emulated check of its CUDA launch."""
+    rule = op.removesuffix("_")
+    assert (ROOT / "csrc" / "cpu" / f"{rule}.cpp").is_file()
+    assert (ROOT / "csrc" / "cuda" / f"{rule}.cu").is_file()
+    emulated = (ROOT / "tests" / "cuda" / "test_kernels_emulated.cpp").read_text()
+    assert f"launch_{rule}(" in emulated

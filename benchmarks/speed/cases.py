@@ -3,10 +3,10 @@
 A case is one implementation of a rule (benchmarks.speed.rules: ours and its peers) stepping one
 workload (a list of parameter shapes) on one device. Where the peers are measured:
 
-- torch-forloop only on the workloads of FORLOOP_WORKLOADS.
-- torch-compiled is compiled and warmed up before it is timed, and only on the workloads of
+- torch-forloop and bitsandbytes only on the workloads of LOOP_WORKLOADS.
+- torch-compiled is compiled and warmed up before it is timed, and only on the flat workloads of
   COMPILED_WORKLOADS: compile time grows with the number of tensors (a list of 512 small tensors
-  took 199 s to compile on a 2-core Xeon), so the workloads of thousands of tensors leave it out.
+  took 199 s to compile on a 2-core Xeon, ResNet-50's 161 tensors 50 s per rule on a 2-core EPYC).
 - Another package's peer only where its package is installed (and deepspeed on the CPU only).
 
 A peer whose package is not installed, or that fails to build, is left out of a run with the reason
@@ -29,11 +29,14 @@ from .rules import PACKAGE_PEERS, RULES
 COMPILED = ("torch-compiled",)
 """Implementations whose step runs under torch.compile."""
 
-COMPILED_WORKLOADS = ("1M", "16M", "64M", "256M", "resnet18", "resnet50", "gpt2")
-"""Workloads the compiled peers are measured on (see the module docstring)."""
-FORLOOP_WORKLOADS = ("1M", "16M", "resnet18", "resnet50")
-"""torch-forloop only here: on the rest it took 147 s of the 658 s of timed steps of a full CPU run and
-is never the best peer (torch-fused or torch-foreach is, on every workload)."""
+COMPILED_WORKLOADS = ("1M", "16M", "64M", "256M")
+"""Workloads the compiled peers are measured on: compiling took 16 s for ResNet-18's 62 tensors, 50 s for
+ResNet-50's 161 and 46 s for GPT-2's 148, per rule (2-core EPYC), against 4 s for one flat tensor."""
+LOOP_PEERS = ("torch-forloop", "bitsandbytes")
+"""Peers that run torch ops tensor by tensor in Python (bitsandbytes' CPU backend too): never the best
+peer (torch-fused or torch-foreach is, on every workload), and the slowest by far on many tensors."""
+LOOP_WORKLOADS = ("1M", "16M")
+"""Workloads the loop peers are measured on."""
 
 COMPILE_WARMUP_STEPS = 3
 """Steps of a compiled peer before it is timed: the first compiles, and the step after the lazy
@@ -59,10 +62,8 @@ def left_out_reason(implementation: str, workload: str, device: str | torch.devi
         return f"{implementation} runs on the CPU only"
     if peer is not None and importlib.util.find_spec(peer.package) is None:
         return f"{implementation} is not installed"
-    if implementation == "torch-forloop" and workload not in FORLOOP_WORKLOADS:
-        return "the slowest peer by far (a Python loop over the params): measured on " + " ".join(
-            FORLOOP_WORKLOADS
-        )
+    if implementation in LOOP_PEERS and workload not in LOOP_WORKLOADS:
+        return "a Python loop over the params, never the best peer: measured on " + " ".join(LOOP_WORKLOADS)
     if implementation in COMPILED and workload not in COMPILED_WORKLOADS:
         return "compile time grows with the tensor count: measured on " + " ".join(COMPILED_WORKLOADS)
     return None
@@ -111,14 +112,26 @@ def state_bytes(optimizer: torch.optim.Optimizer) -> int:
     return total
 
 
+def _fixed_random(workload: str, device, dtype: torch.dtype, seed: int, scale: float) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    shapes = shape_lists.WORKLOADS[workload]()
+    return [(torch.randn(shape, generator=generator, dtype=dtype) * scale).to(device) for shape in shapes]
+
+
 def make_grads(
     workload: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> list[torch.Tensor]:
     """The workload's fixed random grads. No implementation writes its grads, so the cases of one
     measurement can share them (a GPT-2 list is 0.5 GB of fp32 grads)."""
-    generator = torch.Generator().manual_seed(seed + 1)
-    shapes = shape_lists.WORKLOADS[workload]()
-    return [(torch.randn(shape, generator=generator, dtype=dtype) * 1e-3).to(device) for shape in shapes]
+    return _fixed_random(workload, device, dtype, seed + 1, 1e-3)
+
+
+def make_params(
+    workload: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> list[torch.Tensor]:
+    """The workload's fixed random initial param values, which each case of a measurement copies
+    (drawing them again for every case took 9 s of a GPT-2 measurement)."""
+    return _fixed_random(workload, device, dtype, seed, 1.0)
 
 
 def compiled_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
@@ -152,18 +165,20 @@ def build_case(
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
     grads: list[torch.Tensor] | None = None,
+    initial: list[torch.Tensor] | None = None,
 ) -> Case:
-    """Params of the workload's shapes with fixed random grads (`grads`, or make_grads'), the
-    optimizer, and its first step taken (so state exists and the timed steps are all steady-state);
-    a compiled peer is compiled and warmed up too."""
+    """Params copied from fixed random values (`initial`, or make_params') with fixed random grads
+    (`grads`, or make_grads'), the optimizer, and its first step taken (so state exists and the timed
+    steps are all steady-state); a compiled peer is compiled and warmed up too."""
     device = torch.device(device)
-    generator = torch.Generator().manual_seed(seed)
     shapes = shape_lists.WORKLOADS[workload]()
     if grads is None:
         grads = make_grads(workload, device, dtype, seed)
+    if initial is None:
+        initial = make_params(workload, device, dtype, seed)
     params = []
-    for shape, grad in zip(shapes, grads, strict=True):
-        p = torch.nn.Parameter(torch.randn(shape, generator=generator, dtype=dtype).to(device))
+    for value, grad in zip(initial, grads, strict=True):
+        p = torch.nn.Parameter(value.clone())
         p.grad = grad
         params.append(p)
     if implementation == MASTER_WEIGHTS:

@@ -24,7 +24,7 @@ from benchmarks.metadata import run_metadata
 from benchmarks.resume import UnitStore
 
 from . import bandwidth, intervals, timing
-from .cases import build_case, implementations_of, is_ours, left_out_reason, make_grads
+from .cases import build_case, implementations_of, is_ours, left_out_reason, make_grads, make_params
 from .rules import RULES
 from .shapes import WORKLOADS, numel
 
@@ -40,13 +40,13 @@ def measure_workload(
 ) -> list[dict]:
     """Times the implementations of one rule on one workload, and the bandwidth kernel, interleaved.
     A peer that is left out (left_out_reason) or fails to build is named in every row's left_out."""
-    grads = make_grads(workload, device, dtype)
+    grads, initial = make_grads(workload, device, dtype), make_params(workload, device, dtype)
     cases, left_out = [], {}
     for impl in implementations:
         reason = None if is_ours(impl) else left_out_reason(impl, workload, device)
         if reason is None:
             try:
-                cases.append(build_case(rule, impl, workload, device, dtype, grads=grads))
+                cases.append(build_case(rule, impl, workload, device, dtype, grads=grads, initial=initial))
                 continue
             except Exception as error:  # a peer's package that cannot build or run here
                 if is_ours(impl):
@@ -59,7 +59,9 @@ def measure_workload(
     if device.type == "cuda":
         kernels.append(bandwidth.device_copy(n, device))
     fns = [c.step for c in cases] + [k for k, _ in kernels]
-    samples = timing.interleaved_samples(fns, device, rounds, per_round)
+    samples = timing.interleaved_samples(
+        fns, device, rounds, per_round, before_each=bandwidth.cache_flusher(device)
+    )
     # The floor uses the fastest of the bandwidth kernels (the most demanding floor).
     gbps = max(
         nbytes / (timing.summarize(s)["ms_median"] * 1e6)
@@ -87,7 +89,7 @@ def measure_workload(
         row["floor_ms"] = case.bytes_per_step / (gbps * 1e6)
         row["pct_of_floor"] = 100.0 * row["floor_ms"] / row["ms_median"]
         rows.append(row)
-    del cases, kernels, grads
+    del cases, kernels, grads, initial
     gc.collect()
     return rows
 

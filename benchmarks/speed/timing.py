@@ -24,9 +24,15 @@ def _time_once(fn: Callable[[], None], device: torch.device) -> float:
 
 
 def interleaved_samples(
-    fns: Sequence[Callable[[], None]], device: torch.device, rounds: int, per_round: int, warmup: int = 2
+    fns: Sequence[Callable[[], None]],
+    device: torch.device,
+    rounds: int,
+    per_round: int,
+    warmup: int = 2,
+    before_each: Callable[[], None] | None = None,
 ) -> list[np.ndarray]:
-    """Seconds per call of each fn: `rounds` rounds, each timing `per_round` calls of every fn in turn."""
+    """Seconds per call of each fn: `rounds` rounds, each timing `per_round` calls of every fn in turn;
+    `before_each` (untimed, e.g. a cache flush) runs before every timed call."""
     for fn in fns:
         for _ in range(warmup):
             fn()
@@ -35,7 +41,12 @@ def interleaved_samples(
     samples: list[list[float]] = [[] for _ in fns]
     for _ in range(rounds):
         for fn, out in zip(fns, samples):
-            out.extend(_time_once(fn, device) for _ in range(per_round))
+            for _ in range(per_round):
+                if before_each is not None:
+                    before_each()
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                out.append(_time_once(fn, device))
     return [np.asarray(s) for s in samples]
 
 
