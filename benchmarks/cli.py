@@ -35,11 +35,11 @@ CNN_DATASET = "mnist1d"
 """The default CNN problem (benchmarks/cnn/README.md says why); its seeds, epochs and lr search are
 benchmarks.cnn's per-dataset budget (mnist1d: 10 held-out seeds; quick: 2)."""
 
-SPEED = {"rounds": 30}
+SPEED = {"rounds": None}  # each workload's own (benchmarks.speed.shapes.default_rounds)
 SPEED_DTYPES = ("float32", "bfloat16", "float16")
 QUICK_SPEED = {"workloads": ["1M"], "rounds": 3}
-"""speed (alone or within `all`) measures benchmarks.speed.shapes.DEFAULT_WORKLOADS in 30 rounds: the
-published table."""
+"""speed (alone or within `all`) measures benchmarks.speed.shapes.DEFAULT_WORKLOADS in their default
+rounds: the published table."""
 
 
 class UsageError(Exception):
@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cnn_run_options(group)
 
     from benchmarks.speed.rules import RULES
-    from benchmarks.speed.shapes import DEFAULT_WORKLOADS, WORKLOADS
+    from benchmarks.speed.shapes import DEFAULT_WORKLOADS, FEWER_ROUNDS, ROUNDS, WORKLOADS
 
     defaults = "; ".join(f"on {device}: {' '.join(names)}" for device, names in DEFAULT_WORKLOADS.items())
     sub = commands.add_parser(
@@ -243,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="time per optimizer step against torch.optim and other peers, and the memory-bandwidth floor",
         description="Time per step of each rule's implementations next to the memory-bandwidth floor "
         "(benchmarks/speed/): ours, torch.optim fused / foreach / for-loop, torch.compile'd foreach, "
-        "DeepSpeed's CPU Adam, bitsandbytes' 32-bit optimizers and pytorch_optimizer's DiffGrad. A "
+        "DeepSpeed's CPU Adam, bitsandbytes' 32-bit optimizers, pytorch_optimizer's DiffGrad and "
+        "AdaBelief and the AdaBelief authors' package. A "
         "peer whose package is missing (or that cannot run on the device) is left out and named in "
         "the table. Each speedup is a ratio of medians with its bootstrap interval over the "
         "interleaved rounds (parity when it holds 1). Writes OUT/speed/: speed_<device>.csv, .md, "
@@ -270,8 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_count("rounds"),
         metavar="N",
         help="rounds of interleaved steps; one timed step of each implementation per round, "
-        f"the unit the speedups' intervals resample (default: {SPEED['rounds']}; quick: "
-        f"{QUICK_SPEED['rounds']})",
+        f"the unit the speedups' intervals resample (default: {ROUNDS}, "
+        + ", ".join(f"{w} {n}" for w, n in FEWER_ROUNDS.items())
+        + f"; quick: {QUICK_SPEED['rounds']})",
     )
     group.add_argument(
         "--dtype",

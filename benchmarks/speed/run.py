@@ -26,7 +26,7 @@ from benchmarks.resume import UnitStore
 from . import bandwidth, intervals, timing
 from .cases import build_case, implementations_of, is_ours, left_out_reason, make_grads, make_params
 from .rules import RULES
-from .shapes import WORKLOADS, numel
+from .shapes import WORKLOADS, default_rounds, numel
 
 
 def measure_workload(
@@ -145,14 +145,15 @@ def run_speed(
     workloads: list[str],
     device: str = "cpu",
     implementations: list[str] | None = None,
-    rounds: int = 30,
+    rounds: int | None = None,
     per_round: int = 1,
     progress: bool = True,
     units_dir: str | None = None,
     resume: bool = True,
     dtype: torch.dtype = torch.float32,
 ) -> pd.DataFrame:
-    """The speed table: see the module docstring. `implementations` None means all of each rule's.
+    """The speed table: see the module docstring. `implementations` None means all of each rule's;
+    `rounds` None, each workload's default (shapes.default_rounds).
 
     With units_dir, each (rule, workload) measurement is a unit saved there once it finishes (see
     benchmarks.resume): a rerun with the same settings loads it instead of measuring again, so an
@@ -161,6 +162,10 @@ def run_speed(
     from tqdm.auto import tqdm
 
     device = torch.device(device)
+
+    def rounds_of(workload: str) -> int:
+        return default_rounds(workload) if rounds is None else rounds
+
     store = UnitStore(units_dir, fresh=not resume) if units_dir is not None else None
     jobs = [(r, w) for r in rules for w in workloads]
     rows = []
@@ -172,7 +177,7 @@ def run_speed(
 
         def measure(rule=rule, workload=workload, impls=impls) -> list[dict]:
             meta = run_metadata(device)
-            measured = measure_workload(rule, workload, device, impls, rounds, per_round, dtype)
+            measured = measure_workload(rule, workload, device, impls, rounds_of(workload), per_round, dtype)
             return [{**row, "device_type": device.type, **meta} for row in measured]
 
         if store is None:
@@ -183,7 +188,7 @@ def run_speed(
                 "workload": workload,
                 "device": str(device),
                 "implementations": impls,
-                "rounds": rounds,
+                "rounds": rounds_of(workload),
                 "per_round": per_round,
                 "torch_version": torch.__version__,
                 "columns": UNIT_COLUMNS,

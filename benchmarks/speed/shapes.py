@@ -100,10 +100,22 @@ WORKLOADS = {
     "overhead": tiny_tensors,
 }
 
+ROUNDS = 30
+"""Rounds of interleaved steps a workload is timed in, unless told otherwise."""
+FEWER_ROUNDS = {"gpt2": 10}
+"""Workloads timed in fewer rounds by default: a GPT-2 round steps every implementation over 124M params
+(half a second), and its speedups' intervals are narrow in 10 (1-5% wide in a 30-round run)."""
+
+
+def default_rounds(workload: str) -> int:
+    return FEWER_ROUNDS.get(workload, ROUNDS)
+
+
 DEFAULT_WORKLOADS = {
     # 64M (by --workloads) only repeats 16M's bandwidth-bound case at 4x the time: 172 s of the 658 s of
     # timed steps of a full CPU run, which must leave `make bench` under 20 minutes on 2 cores.
-    "cpu": ["1M", "16M", "resnet18", "resnet50", "gpt2", "many-small", "overhead"],
+    # resnet18 (by --workloads) repeats resnet50's layer shapes at half the size.
+    "cpu": ["1M", "16M", "resnet50", "gpt2", "many-small", "overhead"],
     "cuda": ["1M", "16M", "64M", "256M", "resnet50"],
 }
 """The workloads a full run measures, by device type (the CLI's help shows them from here)."""
