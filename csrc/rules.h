@@ -55,6 +55,17 @@ OPT_HD GradPrep<T> make_grad_prep(double inv_grad_scale, double weight_decay, bo
   return {T(maximize ? -inv_grad_scale : inv_grad_scale), T(weight_decay)};
 }
 
+// A weight decay as the rules take it: added to the grad (L2, in GradPrep), or
+// decoupled (applied to p, as AdamW): one of the two is zero.
+struct WeightDecay {
+  double l2;
+  double decoupled;
+};
+
+OPT_HD WeightDecay split_weight_decay(double weight_decay, bool decoupled) {
+  return decoupled ? WeightDecay{0.0, weight_decay} : WeightDecay{weight_decay, 0.0};
+}
+
 template <typename T>
 OPT_HD T prepare_grad(T g, T p, const GradPrep<T>& c) {
   g = g * c.grad_factor;

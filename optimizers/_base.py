@@ -217,6 +217,15 @@ class FusedOptimizer(torch.optim.Optimizer):
         return None
 
     @staticmethod
+    def _state_list(states: list[dict], params: list[Tensor], name: str) -> list[Tensor]:
+        """Each param's state tensor `name`, made (zeros like the param) where an option that needs it
+        (amsgrad) was turned on after the state was made."""
+        for state, p in zip(states, params):
+            if name not in state:
+                state[name] = zeros_like(p)
+        return [state[name] for state in states]
+
+    @staticmethod
     def _steps(states: list[dict]) -> list[Tensor]:
         """The float32 step counts, which the operators advance (unless GradScaler skips the step)."""
         return [state["step"] for state in states]

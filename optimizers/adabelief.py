@@ -79,17 +79,13 @@ class AdaBelief(FusedOptimizer):
 
     def _update(self, group, params, grads, states, kernel, model_params):
         amsgrad = group["amsgrad"]
-        if amsgrad:
-            for state, p in zip(states, params):
-                if "max_exp_avg_var" not in state:
-                    state["max_exp_avg_var"] = zeros_like(p)
         beta1, beta2 = map(_validation.number, group["betas"])
         kernel(
             params,
             grads,
             [s["exp_avg"] for s in states],
             [s["exp_avg_var"] for s in states],
-            [s["max_exp_avg_var"] for s in states] if amsgrad else [],
+            self._state_list(states, params, "max_exp_avg_var") if amsgrad else [],
             self._steps(states),
             beta1=beta1,
             beta2=beta2,

@@ -78,10 +78,6 @@ class Adam(FusedOptimizer):
 
     def _update(self, group, params, grads, states, kernel, model_params):
         amsgrad = group["amsgrad"]
-        if amsgrad:
-            for state, p in zip(states, params):
-                if "max_exp_avg_sq" not in state:
-                    state["max_exp_avg_sq"] = zeros_like(p)
         steps = self._steps(states)
         beta1, beta2 = map(_validation.number, group["betas"])
         kernel(
@@ -89,7 +85,7 @@ class Adam(FusedOptimizer):
             grads,
             [s["exp_avg"] for s in states],
             [s["exp_avg_sq"] for s in states],
-            [s["max_exp_avg_sq"] for s in states] if amsgrad else [],
+            self._state_list(states, params, "max_exp_avg_sq") if amsgrad else [],
             steps,
             beta1=beta1,
             beta2=beta2,

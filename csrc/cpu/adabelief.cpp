@@ -20,16 +20,15 @@ void adabelief_cpu(TensorList params, TensorList grads, TensorList exp_avgs, Ten
       lr);
   if (!step) return;
   const Scalars& s = step->scalars;
-  const double l2 = decoupled_weight_decay ? 0.0 : weight_decay;
-  const double decoupled = decoupled_weight_decay ? weight_decay : 0.0;
+  const WeightDecay wd = split_weight_decay(weight_decay, decoupled_weight_decay);
   with_flag(amsgrad, [&](auto use_max) {
     constexpr unsigned kState = lists(kExpAvg, kExpAvgVar) | (use_max ? lists(kMaxExpAvgVar) : 0u);
     multi_tensor_apply(step->lists, [&](int64_t i, auto chunk) {
       using T = typename decltype(chunk)::opmath;
       with_lerp_direction<T>(1.0 - beta1, [&](auto from) {
-        const AdamCoeffs<T> c = make_adam_coeffs(grad_prep<T>(s, l2, maximize), s.lr, beta1, beta2,
+        const AdamCoeffs<T> c = make_adam_coeffs(grad_prep<T>(s, wd.l2, maximize), s.lr, beta1, beta2,
                                                  eps, step->steps[i], /*bias_correction=*/true,
-                                                 decoupled, use_max);
+                                                 wd.decoupled, use_max);
         chunk.template update<lists(kParam, kGrad) | kState, lists(kParam) | kState>(
             [&](T(&x)[kCount]) {
               adabelief_update<from>(x[kParam], x[kGrad], x[kExpAvg], x[kExpAvgVar],

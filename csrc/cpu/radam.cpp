@@ -16,8 +16,7 @@ void radam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorL
       lr);
   if (!step) return;
   const Scalars& s = step->scalars;
-  const double l2 = decoupled_weight_decay ? 0.0 : weight_decay;
-  const double decoupled = decoupled_weight_decay ? weight_decay : 0.0;
+  const WeightDecay wd = split_weight_decay(weight_decay, decoupled_weight_decay);
   constexpr unsigned kUsed = lists(kParam, kGrad, kExpAvg, kExpAvgSq);
   multi_tensor_apply(step->lists, [&](int64_t i, auto chunk) {
     using T = typename decltype(chunk)::opmath;
@@ -25,7 +24,7 @@ void radam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorL
     with_flag(st.rectified, [&](auto rectified) {
       with_lerp_direction<T>(1.0 - beta1, [&](auto from) {
         const RAdamCoeffs<T> c =
-            make_radam_coeffs(grad_prep<T>(s, l2, maximize), s.lr, beta1, beta2, eps, st, decoupled);
+            make_radam_coeffs(grad_prep<T>(s, wd.l2, maximize), s.lr, beta1, beta2, eps, st, wd.decoupled);
         chunk.template update<kUsed, kUsed & ~lists(kGrad)>([&](T(&x)[kCount]) {
           radam_update<rectified, from>(x[kParam], x[kGrad], x[kExpAvg], x[kExpAvgSq], c);
         });

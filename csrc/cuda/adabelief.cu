@@ -20,11 +20,10 @@ struct AdaBeliefFunctor {
     using T = opmath_t<S>;
     const RunScalars s = read_run_scalars(args.common);
     if (s.skip) return;
-    const bool decoupled = args.decoupled_weight_decay;
-    const double wd = args.common.weight_decay;
+    const WeightDecay wd = split_weight_decay(args.common.weight_decay, args.decoupled_weight_decay);
     const AdamCoeffs<T> c = make_adam_coeffs(
-        grad_prep<T>(s, decoupled ? 0.0 : wd, args.common.maximize), s.lr, args.beta1, args.beta2,
-        args.eps, meta.step(chunk), /*bias_correction=*/true, decoupled ? wd : 0.0, kAmsgrad);
+        grad_prep<T>(s, wd.l2, args.common.maximize), s.lr, args.beta1, args.beta2, args.eps,
+        meta.step(chunk), /*bias_correction=*/true, wd.decoupled, kAmsgrad);
     constexpr unsigned kState =
         lists(kExpAvg, kExpAvgVar) | (kAmsgrad ? lists(kMaxExpAvgVar) : 0u);
     chunk_apply<lists(kParam, kGrad) | kState, lists(kParam) | kState, S, G>(

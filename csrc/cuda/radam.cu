@@ -20,12 +20,10 @@ struct RAdamFunctor {
     using T = opmath_t<S>;
     const RunScalars s = read_run_scalars(args.common);
     if (s.skip) return;
-    const bool decoupled = args.decoupled_weight_decay;
-    const double wd = args.common.weight_decay;
+    const WeightDecay wd = split_weight_decay(args.common.weight_decay, args.decoupled_weight_decay);
     const RAdamStepScalars st = radam_step_scalars(s.lr, args.beta1, args.beta2, meta.step(chunk));
-    const RAdamCoeffs<T> c =
-        make_radam_coeffs(grad_prep<T>(s, decoupled ? 0.0 : wd, args.common.maximize), s.lr,
-                          args.beta1, args.beta2, args.eps, st, decoupled ? wd : 0.0);
+    const RAdamCoeffs<T> c = make_radam_coeffs(grad_prep<T>(s, wd.l2, args.common.maximize), s.lr,
+                                               args.beta1, args.beta2, args.eps, st, wd.decoupled);
     constexpr unsigned kState = lists(kExpAvg, kExpAvgSq);
     auto apply = [&](auto rectified) {
       chunk_apply<lists(kParam, kGrad) | kState, lists(kParam) | kState, S, G>(
