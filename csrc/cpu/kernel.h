@@ -6,15 +6,12 @@
 
 #include <torch/library.h>
 
-#include <math.h>
-
 #include <optional>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "../checks.h"
-#include "../dense_lists.h"
 #include "../op_lists.h"
 #include "../rules.h"
 #include "../state_steps.h"

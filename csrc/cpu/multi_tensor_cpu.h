@@ -2,7 +2,7 @@
 // of a param group in fixed-size chunks, in parallel, and runs a rule's element
 // op on each element in its opmath type. It knows nothing of any rule.
 //
-// A rule's kernel (fused_cpu.cpp) calls multi_tensor_apply(args, f); f(i,
+// A rule's kernel (csrc/cpu/<rule>.cpp) calls multi_tensor_apply(args, f); f(i,
 // chunk) is called once per chunk of param i, makes the rule's coefficients,
 // and calls chunk.update<kRead, kWrite>(op), where op(x) updates one element
 // given x[k], the element of list k in the opmath type (rules.h names the
@@ -213,6 +213,9 @@ struct Chunk {
     }
   }
 
+  // Bytes per element of list k.
+  size_t element_size(size_t k) const { return storage[k] == Storage::kOpmath ? sizeof(T) : 2; }
+
  private:
   static constexpr size_t kModelList = N - 1;
 
@@ -270,7 +273,6 @@ struct Chunk {
     }
   }
 
-  size_t element_size(size_t k) const { return storage[k] == Storage::kOpmath ? sizeof(T) : 2; }
 };
 
 namespace detail {
@@ -286,7 +288,6 @@ template <size_t N>
 struct TensorPtrs {
   std::array<char*, N> data;
   std::array<Storage, N> storage;
-  std::array<uint8_t, N> element_size;
   bool is_double;  // float64 params: opmath double
 };
 
@@ -298,7 +299,6 @@ TensorPtrs<N> pointers_of(const TensorLists<N>& args, size_t i) {
     const at::Tensor& x = args.lists[k][i];
     t.data[k] = static_cast<char*>(x.data_ptr());
     t.storage[k] = storage_of(x.scalar_type());
-    t.element_size[k] = static_cast<uint8_t>(x.element_size());
   }
   t.is_double = args.lists[kParamList][i].scalar_type() == at::kDouble;
   return t;
@@ -308,9 +308,9 @@ template <typename T, size_t N>
 Chunk<T, N> chunk_of(const TensorPtrs<N>& t, int64_t begin, int64_t end,
                      const std::optional<double>& unscale_grads) {
   Chunk<T, N> c{};
-  for (size_t k = 0; k < N; ++k)
-    if (t.data[k] != nullptr) c.data[k] = t.data[k] + begin * t.element_size[k];
   c.storage = t.storage;
+  for (size_t k = 0; k < N; ++k)
+    if (t.data[k] != nullptr) c.data[k] = t.data[k] + begin * c.element_size(k);
   c.size = end - begin;
   if (unscale_grads) c.unscale_grads = static_cast<T>(*unscale_grads);
   return c;
