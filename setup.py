@@ -80,7 +80,7 @@ if _want_cuda():
 # Imported after _configure_cuda: it reads CUDA_HOME when it is imported.
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension  # noqa: E402
 
-# libmvec: the SIMD exp that the CPU kernels call (see csrc/cpu/fused_cpu.cpp).
+# libmvec: the SIMD exp that the vectorized CPU loops call (diffGrad's sigmoid, csrc/rules.h).
 LINK = ["-fopenmp", "-lmvec"]
 
 

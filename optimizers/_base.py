@@ -11,7 +11,7 @@ from itertools import chain, repeat
 import torch
 from torch import Tensor
 
-from optimizers import _dtensor, _extension, _validation, reference
+from optimizers import _dtensor, _extension, _step_hooks, _validation, reference
 
 # The defaults torch.optim.Optimizer itself adds (in __setstate__), which are not ours.
 _TORCH_DEFAULTS = ("differentiable",)
@@ -43,6 +43,12 @@ class FusedOptimizer(torch.optim.Optimizer):
         if fused and not _extension.extension_available():
             raise RuntimeError(_extension.missing_kernel_message(type(self).__name__, torch.device("cpu")))
         super().__init__(params, defaults)  # validates each group in add_param_group
+
+    def _patch_step_function(self) -> None:
+        """As torch.optim.Optimizer's (called by its __init__), with a leaner wrapper of the same hooks."""
+        self._zero_grad_profile_name = f"Optimizer.zero_grad#{type(self).__name__}.zero_grad"
+        if not getattr(type(self).step, "hooked", None):
+            type(self).step = _step_hooks.hooked_step(type(self).step)
 
     def _validate_group(self, group: dict) -> None:
         """The checks of the constructor's arguments, for the defaults and for every param group
@@ -135,8 +141,11 @@ class FusedOptimizer(torch.optim.Optimizer):
         if fused is False:
             return getattr(reference, self.op_name)
         if _extension.has_kernel(device):
-            kernel = getattr(torch.ops.optimizers, self.op_name)
-            return _dtensor.on_local_shards(kernel, type(self).__name__) if distributed else kernel
+            if distributed:
+                return _dtensor.on_local_shards(
+                    getattr(torch.ops.optimizers, self.op_name), type(self).__name__
+                )
+            return _extension.operator(self.op_name)
         if fused:
             raise RuntimeError(_extension.missing_kernel_message(type(self).__name__, device))
         _extension.warn_fallback_once(device)
@@ -167,7 +176,7 @@ class FusedOptimizer(torch.optim.Optimizer):
 
     def _is_operator(self, kernel: Callable) -> bool:
         """True for the compiled operator itself (not the reference path, nor a DTensor wrapper)."""
-        return kernel is getattr(torch.ops.optimizers, self.op_name, None)
+        return _extension.is_operator(kernel, self.op_name)
 
     def _reject(self, group_index: int, group: dict, p: Tensor) -> None:
         name = type(self).__name__

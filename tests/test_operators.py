@@ -368,7 +368,34 @@ def test_opcheck_master_weights(name, device):
     torch.library.opcheck(op, tuple(lists.values()), kwargs)
 
 
-# -- fp16 conversions of the CPU loops (csrc/cpu/half_convert.h) ---------------------------------
+# -- the direct calls (optimizers._C.direct, csrc/direct_call.h), which the classes' steps use ----
+def test_every_operator_has_a_direct_call():
+    direct = {name for name in dir(optimizers._C.direct) if not name.startswith("_")}
+    assert direct == set(OPERATORS)
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_direct_call_is_the_operator(name):
+    """Every argument passed by its schema name (the optional ones left to their None default):
+    the same tensors, bit for bit, as the torch.ops call."""
+    lists, kwargs = valid_call(name, shapes=LONG_SHAPES)
+    twin = {arg: [t.clone() for t in tensors] for arg, tensors in lists.items()}
+    getattr(optimizers._C.direct, name)(**lists, **kwargs)
+    call(name, twin, kwargs)
+    for arg, tensors in lists.items():
+        assert all(torch.equal(a, b) for a, b in zip(tensors, twin[arg], strict=True)), arg
+
+
+def test_direct_call_raises_what_the_operator_raises():
+    lists, kwargs = valid_call("adam_")
+    lists["exp_avgs"] = lists["exp_avgs"][:1]
+    with pytest.raises(RuntimeError) as through_torch_ops:
+        call("adam_", lists, kwargs)
+    with pytest.raises(RuntimeError, match=re.escape(str(through_torch_ops.value).splitlines()[0])):
+        optimizers._C.direct.adam_(*lists.values(), **kwargs)
+
+
+# -- fp16 conversions of the CPU loops (csrc/cpu/low_precision.h) ---------------------------------
 def _sgd(params, grads, model_params, lr, maximize=False):
     """Plain gradient descent (momentum 0): params - lr * g."""
     kwargs = dict(operator_call("momentum_").kwargs, lr=lr, momentum=0.0, maximize=maximize)

@@ -39,6 +39,8 @@ void adabelief_cpu(TensorList params, TensorList grads, TensorList exp_avgs, Ten
   });
 }
 
+const DirectCall direct_call{"adabelief_", &adabelief_cpu};
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(optimizers, CPU, m) { m.impl("adabelief_", &adabelief_cpu); }

@@ -23,6 +23,8 @@ void adagrad_cpu(TensorList params, TensorList grads, TensorList state_sums, Ten
   });
 }
 
+const DirectCall direct_call{"adagrad_", &adagrad_cpu};
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(optimizers, CPU, m) { m.impl("adagrad_", &adagrad_cpu); }

@@ -36,6 +36,8 @@ void adam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorLi
   });
 }
 
+const DirectCall direct_call{"adam_", &adam_cpu};
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(optimizers, CPU, m) { m.impl("adam_", &adam_cpu); }

@@ -37,6 +37,8 @@ void diffgrad_cpu(TensorList params, TensorList grads, TensorList exp_avgs, Tens
   });
 }
 
+const DirectCall direct_call{"diffgrad_", &diffgrad_cpu};
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(optimizers, CPU, m) { m.impl("diffgrad_", &diffgrad_cpu); }

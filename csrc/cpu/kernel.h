@@ -2,6 +2,8 @@
 // registered under the CPU dispatch key): a kernel checks its call (checks.h),
 // makes its rule's per-tensor coefficients, and runs the rule's element op over
 // the generic multi-tensor apply (multi_tensor_cpu.h). The math is in rules.h.
+// Each file also registers its operator's direct call (direct_call.h), typed by
+// its kernel.
 #pragma once
 
 #include <torch/library.h>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "../checks.h"
+#include "../direct_call.h"
 #include "../op_lists.h"
 #include "../rules.h"
 #include "../state_steps.h"

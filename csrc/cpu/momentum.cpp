@@ -37,6 +37,8 @@ void momentum_cpu(TensorList params, TensorList grads, TensorList momentum_buffe
   });
 }
 
+const DirectCall direct_call{"momentum_", &momentum_cpu};
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(optimizers, CPU, m) { m.impl("momentum_", &momentum_cpu); }

@@ -33,6 +33,8 @@ void radam_cpu(TensorList params, TensorList grads, TensorList exp_avgs, TensorL
   });
 }
 
+const DirectCall direct_call{"radam_", &radam_cpu};
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(optimizers, CPU, m) { m.impl("radam_", &radam_cpu); }

@@ -39,6 +39,8 @@ void rmsprop_cpu(TensorList params, TensorList grads, TensorList square_avgs, Te
   });
 }
 
+const DirectCall direct_call{"rmsprop_", &rmsprop_cpu};
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(optimizers, CPU, m) { m.impl("rmsprop_", &rmsprop_cpu); }
