@@ -20,8 +20,8 @@ pytestmark = pytest.mark.skipif(not optimizers.extension_available(), reason="op
 
 SHAPES = [(5,), (2, 3)]
 # Shapes that cover the CPU fp16 loop's staging (csrc/cpu/multi_tensor_cpu.h): several blocks of 512
-# elements, tails shorter than a vector of 8, and more than one chunk of 2^14 elements.
-LONG_SHAPES = [(5,), (3, 1500), (16391,)]
+# elements, tails shorter than a vector of 8, and more than one chunk of 2^16 elements.
+LONG_SHAPES = [(5,), (3, 1500), (65543,)]
 
 
 def schema(name: str) -> torch.FunctionSchema:
@@ -393,6 +393,25 @@ def test_direct_call_raises_what_the_operator_raises():
         call("adam_", lists, kwargs)
     with pytest.raises(RuntimeError, match=re.escape(str(through_torch_ops.value).splitlines()[0])):
         optimizers._C.direct.adam_(*lists.values(), **kwargs)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_each_element_is_updated_once_however_the_threads_share_them(threads):
+    """The CPU apply gives each thread an equal share of the group's elements, cut across tensors
+    and chunks (csrc/cpu/multi_tensor_cpu.h). Plain SGD with lr 1 from zero params: each param must
+    end at exactly -g (-2g where an element was updated twice, 0 where it was left out)."""
+    sizes = [70001, 1, 65536, 65537, 3, 200003, 0, 5]
+    grads = [torch.arange(1, n + 1, dtype=torch.float32) for n in sizes]
+    params = [torch.zeros(n) for n in sizes]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        kwargs = dict(operator_call("momentum_").kwargs, lr=1.0, momentum=0.0, weight_decay=0.0, maximize=False)
+        torch.ops.optimizers.momentum_(params, grads, [], **kwargs)
+    finally:
+        torch.set_num_threads(before)
+    for p, g in zip(params, grads, strict=True):
+        assert torch.equal(p, -g)
 
 
 # -- fp16 conversions of the CPU loops (csrc/cpu/low_precision.h) ---------------------------------
