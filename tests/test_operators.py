@@ -406,7 +406,9 @@ def test_each_element_is_updated_once_however_the_threads_share_them(threads):
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        kwargs = dict(operator_call("momentum_").kwargs, lr=1.0, momentum=0.0, weight_decay=0.0, maximize=False)
+        kwargs = dict(
+            operator_call("momentum_").kwargs, lr=1.0, momentum=0.0, weight_decay=0.0, maximize=False
+        )
         torch.ops.optimizers.momentum_(params, grads, [], **kwargs)
     finally:
         torch.set_num_threads(before)
