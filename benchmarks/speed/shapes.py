@@ -100,11 +100,13 @@ WORKLOADS = {
     "overhead": tiny_tensors,
 }
 
-ROUNDS = 30
+ROUNDS = 20
 """Rounds of interleaved steps a workload is timed in, unless told otherwise."""
 FEWER_ROUNDS = {"gpt2": 10}
 """Workloads timed in fewer rounds by default: a GPT-2 round steps every implementation over 124M params
-(half a second), and its speedups' intervals are narrow in 10 (1-5% wide in a 30-round run)."""
+(half a second), and its speedups' intervals are narrow in 10 (1-5% wide in a 30-round run). 20 for
+the others, whose intervals were 1-5% wide in 30 rounds too: every timed step starts with a flush of
+twice the last-level cache, which took most of a 30-round run's 13 minutes on a 480 MB L3."""
 
 
 def default_rounds(workload: str) -> int:
