@@ -68,7 +68,7 @@ void bind_direct_call(pybind11::module_& m, const char* op) {
   [&]<size_t... I>(std::index_sequence<I...>) {
     m.def(op,
           torch::wrap_pybind_function_no_gil(
-              [typed](typename PyArg<Args>::type... args) { typed.call(std::move(args)...); }),
+              [typed](typename PyArg<Args>::type... args) { typed.call(args...); }),
           PyArg<Args>::named(arguments[I].name().c_str())...);
   }(std::index_sequence_for<Args...>{});
 }

@@ -335,9 +335,9 @@ void multi_tensor_apply(TensorLists<N>& args, const F& f) {
     int64_t tensor;
     int64_t begin;
     int64_t end;
+    int64_t offset;  // the group's elements before it
   };
   std::vector<WorkItem> chunks;
-  std::vector<int64_t> offsets;  // the group's elements before each chunk
   int64_t elements = 0;
   for (size_t i = 0; i < count; ++i) {
     const int64_t n = args.lists[kParamList][i].numel();
@@ -346,19 +346,17 @@ void multi_tensor_apply(TensorLists<N>& args, const F& f) {
       continue;
     }
     tensors.push_back(detail::pointers_of(args, i));
-    for (int64_t b = 0; b < n; b += kChunkElements) {
-      chunks.push_back({static_cast<int64_t>(i), b, std::min(n, b + kChunkElements)});
-      offsets.push_back(elements + b);
-    }
+    for (int64_t b = 0; b < n; b += kChunkElements)
+      chunks.push_back({static_cast<int64_t>(i), b, std::min(n, b + kChunkElements), elements + b});
     elements += n;
   }
+  if (elements == 0) return;
   // Each thread takes an equal share of the group's elements, at least
   // kParallelElements (a call on fewer runs on this thread alone): the chunks
   // that overlap it, cut at its ends. Equal shares of the chunks would not do:
   // a group's chunks differ in size, and ResNet-50's tensors split by count left
   // one of two threads 13% longer.
   const int64_t parts = std::clamp<int64_t>(elements / kParallelElements, 1, at::get_num_threads());
-  if (elements == 0) return;
 
   // flatten: the rule's chunk function, its element op and its rule are compiled into this
   // body, where the coefficients are locals whose flags the vectorizer can fold (left as
@@ -367,16 +365,16 @@ void multi_tensor_apply(TensorLists<N>& args, const F& f) {
     const int64_t from = elements * first_part / parts;
     const int64_t to = elements * last_part / parts;
     // The chunk holding element `from`: the last one that starts at or before it.
-    auto c = std::upper_bound(offsets.begin(), offsets.end(), from) - offsets.begin() - 1;
-    for (; c < static_cast<int64_t>(chunks.size()) && offsets[c] < to; ++c) {
-      const WorkItem& item = chunks[c];
-      const int64_t begin = std::max(item.begin, from - offsets[c] + item.begin);
-      const int64_t end = std::min(item.end, to - offsets[c] + item.begin);
-      const auto& t = tensors[item.tensor];
+    auto c = std::upper_bound(chunks.begin(), chunks.end(), from,
+                              [](int64_t x, const WorkItem& item) { return x < item.offset; });
+    for (--c; c != chunks.end() && c->offset < to; ++c) {
+      const int64_t begin = std::max(c->begin, from - c->offset + c->begin);
+      const int64_t end = std::min(c->end, to - c->offset + c->begin);
+      const auto& t = tensors[c->tensor];
       if (t.is_double)
-        f(item.tensor, detail::chunk_of<double>(t, begin, end, args.unscale_grads));
+        f(c->tensor, detail::chunk_of<double>(t, begin, end, args.unscale_grads));
       else
-        f(item.tensor, detail::chunk_of<float>(t, begin, end, args.unscale_grads));
+        f(c->tensor, detail::chunk_of<float>(t, begin, end, args.unscale_grads));
     }
   });
 
